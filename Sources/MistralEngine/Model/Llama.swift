@@ -1,0 +1,339 @@
+// The Llama-family decoder (GGUF arch `llama`, and Mistral's variants of it): RMSNorm, RoPE, grouped-query
+// attention, SwiGLU feed-forward. Config, weights and run state are kept apart; the forward pass reads top to
+// bottom and allocates nothing.
+import Glibc
+
+// MARK: - Config
+
+public struct LlamaConfig: Sendable {
+    public var arch: String
+    public var nLayer: Int
+    public var nEmbd: Int
+    public var nFF: Int
+    public var nHead: Int
+    public var nKVHead: Int
+    public var headDim: Int
+    public var rotDim: Int
+    public var ropeBase: Double
+    public var rmsEps: Float
+    public var nVocab: Int
+    public var nCtxTrain: Int
+    /// true: rotate pairs (2i, 2i+1) — GGUF llama weights are permuted for this; false: halves (HF/NeoX layout).
+    public var ropeInterleaved: Bool
+
+    public var qDim: Int { nHead * headDim }
+    public var kvDim: Int { nKVHead * headDim }
+
+    static let supportedArchitectures: Set<String> = ["llama", "mistral", "mistral3"]
+
+    public static func fromGGUF(_ g: GGUFFile) throws -> LlamaConfig {
+        guard let arch = try g.string("general.architecture") else {
+            throw MistralError.format("metadata 'general.architecture' is missing")
+        }
+        guard supportedArchitectures.contains(arch) else {
+            throw MistralError.unsupported("architecture '\(arch)' is not supported (supported: llama, mistral, mistral3)")
+        }
+        func required(_ key: String) throws -> Int {
+            guard let v = try g.int("\(arch).\(key)") else {
+                throw MistralError.format("metadata '\(arch).\(key)' is missing")
+            }
+            guard v > 0, v <= 1 << 24 else { throw MistralError.format("metadata '\(arch).\(key)' = \(v) is out of range") }
+            return v
+        }
+        let nEmbd = try required("embedding_length")
+        let nHead = try required("attention.head_count")
+        let nKV = try g.int("\(arch).attention.head_count_kv") ?? nHead
+        let headDim = try g.int("\(arch).attention.key_length") ?? (nEmbd / nHead)
+        let rotDim = try g.int("\(arch).rope.dimension_count") ?? headDim
+        let nVocab = try g.int("\(arch).vocab_size") ?? (try g.stringArray("tokenizer.ggml.tokens")?.count ?? 0)
+        let config = LlamaConfig(
+            arch: arch,
+            nLayer: try required("block_count"),
+            nEmbd: nEmbd,
+            nFF: try required("feed_forward_length"),
+            nHead: nHead,
+            nKVHead: nKV,
+            headDim: headDim,
+            rotDim: rotDim,
+            ropeBase: try g.double("\(arch).rope.freq_base") ?? 10000,
+            rmsEps: Float(try g.double("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-5),
+            nVocab: nVocab,
+            nCtxTrain: try g.int("\(arch).context_length") ?? 4096,
+            ropeInterleaved: true)
+        try config.validate()
+        return config
+    }
+
+    func validate() throws {
+        guard nKVHead > 0, nHead % nKVHead == 0 else {
+            throw MistralError.format("head_count \(nHead) is not a multiple of head_count_kv \(nKVHead)")
+        }
+        guard headDim > 0, headDim % 2 == 0, headDim <= 1024 else { throw MistralError.format("bad head dimension \(headDim)") }
+        guard rotDim > 0, rotDim % 2 == 0, rotDim <= headDim else { throw MistralError.format("bad rope dimension \(rotDim)") }
+        guard nVocab > 0 else { throw MistralError.format("vocabulary size is 0") }
+        guard ropeBase > 0, rmsEps > 0, rmsEps < 1 else { throw MistralError.format("bad rope base or rms epsilon") }
+    }
+}
+
+// MARK: - Weights
+
+public struct LlamaLayerWeights: @unchecked Sendable {  // pointers into memory owned by LlamaWeights
+    let attnNorm: UnsafePointer<Float>
+    let wq, wk, wv, wo: WeightMatrix
+    let ffnNorm: UnsafePointer<Float>
+    let wGate, wUp, wDown: WeightMatrix
+}
+
+public final class LlamaWeights: @unchecked Sendable {  // immutable after init
+    public let config: LlamaConfig
+    let tokenEmbedding: WeightMatrix
+    let layers: [LlamaLayerWeights]
+    let outputNorm: UnsafePointer<Float>
+    let output: WeightMatrix
+    let ropeFreqFactors: UnsafePointer<Float>?
+    private let ownedVectors: UnsafeMutablePointer<Float>
+    private let keepAlive: AnyObject
+
+    /// Binds the tensors of a GGUF file, checking every shape against the config.
+    public init(gguf g: GGUFFile, config c: LlamaConfig) throws {
+        keepAlive = g
+        func tensor(_ name: String) throws -> GGUFTensorInfo {
+            guard let t = g.tensors[name] else { throw MistralError.format("tensor '\(name)' is missing") }
+            return t
+        }
+        func matrix(_ name: String, cols: Int, rows: Int) throws -> WeightMatrix {
+            let t = try tensor(name)
+            guard t.shape.count == 2, t.shape[0] == cols, t.shape[1] == rows else {
+                throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(cols), \(rows)]")
+            }
+            return try WeightMatrix(data: g.data(t), type: t.type, rows: rows, cols: cols)
+        }
+        // All 1-D vectors (norms, rope factors) are converted to f32 into one owned allocation.
+        var vectorNames: [(String, Int)] = [("output_norm.weight", c.nEmbd)]
+        for l in 0..<c.nLayer {
+            vectorNames.append(("blk.\(l).attn_norm.weight", c.nEmbd))
+            vectorNames.append(("blk.\(l).ffn_norm.weight", c.nEmbd))
+        }
+        let hasFactors = g.tensors["rope_freqs.weight"] != nil
+        if hasFactors { vectorNames.append(("rope_freqs.weight", c.rotDim / 2)) }
+        let total = vectorNames.reduce(0) { $0 + $1.1 }
+        let owned = try allocateZeroed(Float.self, count: total, what: "norm weights")
+        ownedVectors = owned
+        var offsets: [String: UnsafePointer<Float>] = [:]
+        var cursor = 0
+        do {
+            for (name, n) in vectorNames {
+                let t = try tensor(name)
+                guard t.shape == [n] else {
+                    throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(n)]")
+                }
+                guard [.f32, .f16, .bf16].contains(t.type) else {
+                    throw MistralError.unsupported("tensor '\(name)' has type \(t.type.name); vectors must be F32/F16/BF16")
+                }
+                let m = try WeightMatrix(data: g.data(t), type: t.type, rows: 1, cols: n)
+                m.dequantizeRow(0, into: owned + cursor)
+                offsets[name] = UnsafePointer(owned + cursor)
+                cursor += n
+            }
+            tokenEmbedding = try matrix("token_embd.weight", cols: c.nEmbd, rows: c.nVocab)
+            output = g.tensors["output.weight"] != nil
+                ? try matrix("output.weight", cols: c.nEmbd, rows: c.nVocab) : tokenEmbedding
+            var layers: [LlamaLayerWeights] = []
+            for l in 0..<c.nLayer {
+                let p = "blk.\(l)."
+                layers.append(LlamaLayerWeights(
+                    attnNorm: offsets[p + "attn_norm.weight"]!,
+                    wq: try matrix(p + "attn_q.weight", cols: c.nEmbd, rows: c.qDim),
+                    wk: try matrix(p + "attn_k.weight", cols: c.nEmbd, rows: c.kvDim),
+                    wv: try matrix(p + "attn_v.weight", cols: c.nEmbd, rows: c.kvDim),
+                    wo: try matrix(p + "attn_output.weight", cols: c.qDim, rows: c.nEmbd),
+                    ffnNorm: offsets[p + "ffn_norm.weight"]!,
+                    wGate: try matrix(p + "ffn_gate.weight", cols: c.nEmbd, rows: c.nFF),
+                    wUp: try matrix(p + "ffn_up.weight", cols: c.nEmbd, rows: c.nFF),
+                    wDown: try matrix(p + "ffn_down.weight", cols: c.nFF, rows: c.nEmbd)))
+            }
+            self.layers = layers
+        } catch {
+            owned.deallocate()
+            throw error
+        }
+        outputNorm = offsets["output_norm.weight"]!
+        ropeFreqFactors = hasFactors ? offsets["rope_freqs.weight"] : nil
+        config = c
+    }
+
+    deinit { free(ownedVectors) }
+}
+
+// MARK: - Run state
+
+/// Everything one session's forward pass writes: activations for a chunk of up to `nBatch` tokens, the KV cache,
+/// and per-thread attention scratch. Allocated once when the session is created.
+final class LlamaState: @unchecked Sendable {  // used by one session at a time; workers write disjoint slices
+    let nBatch: Int
+    let nCtx: Int
+    let threads: Int
+    let x, xb, q, attn, hb, hb2, logits: UnsafeMutablePointer<Float>
+    let ropeCos, ropeSin: UnsafeMutablePointer<Float>
+    let scores: UnsafeMutablePointer<Float>
+    let kCache, vCache: UnsafeMutablePointer<Float>
+    let q8: Q8Activations
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    init(config c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int) throws {
+        self.nBatch = nBatch
+        self.nCtx = nCtx
+        self.threads = threads
+        var list: [UnsafeMutableRawPointer] = []
+        func buffer(_ n: Int, _ what: String) throws -> UnsafeMutablePointer<Float> {
+            let p = try allocateZeroed(Float.self, count: n, what: what)
+            list.append(UnsafeMutableRawPointer(p))
+            return p
+        }
+        do {
+            let wide = max(c.nEmbd, c.qDim)
+            x = try buffer(nBatch * c.nEmbd, "activations")
+            xb = try buffer(nBatch * wide, "activations")
+            q = try buffer(nBatch * c.qDim, "queries")
+            attn = try buffer(nBatch * c.qDim, "attention output")
+            hb = try buffer(nBatch * c.nFF, "feed-forward activations")
+            hb2 = try buffer(nBatch * c.nFF, "feed-forward activations")
+            logits = try buffer(c.nVocab, "logits")
+            ropeCos = try buffer(nBatch * c.rotDim / 2, "rope table")
+            ropeSin = try buffer(nBatch * c.rotDim / 2, "rope table")
+            scores = try buffer(threads * nCtx, "attention scores")
+            let (cacheCount, o) = (c.nLayer * c.kvDim).multipliedReportingOverflow(by: nCtx)
+            guard !o else { throw MistralError(.outOfMemory, "KV cache size overflows") }
+            kCache = try buffer(cacheCount, "KV cache (\(cacheCount * 8 / 1_048_576) MiB)")
+            vCache = try buffer(cacheCount, "KV cache")
+        } catch {
+            for p in list { free(p) }
+            throw error
+        }
+        q8 = Q8Activations(capacity: nBatch * max(c.nEmbd, c.nFF, c.qDim))
+        allocations = list
+    }
+
+    deinit {
+        for p in allocations { free(p) }
+        q8.deallocate()
+    }
+}
+
+/// Where a forward pass puts logits.
+enum LogitsRequest {
+    case none
+    case last                                  // state.logits gets the last row
+    case all(UnsafeMutablePointer<Float>)      // n x vocab rows into the caller's buffer
+}
+
+/// The pointers one attention job hands to its workers (each writes its own (token, head) outputs).
+private struct AttentionArgs: @unchecked Sendable {
+    let state: LlamaState
+    let kLayer, vLayer: UnsafeMutablePointer<Float>
+    let n, startPos: Int
+}
+
+// MARK: - Forward
+
+extension LlamaWeights {
+    /// Runs `n` (<= state.nBatch) tokens at positions startPos..<startPos+n, given as ids or as embedding rows,
+    /// appending their keys/values to the cache. The caller has checked ids and that the positions fit.
+    func forward(tokens: UnsafePointer<Int32>?, embeddings: UnsafePointer<Float>?, n: Int, startPos: Int,
+                 state s: LlamaState, pool: WorkerPool, logits: LogitsRequest) {
+        let c = config
+        let d = c.nEmbd, kvDim = c.kvDim, qDim = c.qDim
+
+        // Input embeddings.
+        for t in 0..<n {
+            if let tokens {
+                tokenEmbedding.dequantizeRow(Int(tokens[t]), into: s.x + t * d)
+            } else if let embeddings {
+                (s.x + t * d).update(from: embeddings + t * d, count: d)
+            }
+        }
+
+        // Rotation angles for each position of the chunk, as HF computes them (f32 inverse frequencies).
+        let half = c.rotDim / 2
+        for t in 0..<n {
+            let pos = Float(startPos + t)
+            for i in 0..<half {
+                var invFreq = Float(1.0 / pow(c.ropeBase, Double(2 * i) / Double(c.rotDim)))
+                if let f = ropeFreqFactors { invFreq /= f[i] }
+                let angle = Double(pos * invFreq)
+                s.ropeCos[t * half + i] = Float(cos(angle))
+                s.ropeSin[t * half + i] = Float(sin(angle))
+            }
+        }
+
+        for (l, layer) in layers.enumerated() {
+            let kLayer = s.kCache + l * s.nCtx * kvDim
+            let vLayer = s.vCache + l * s.nCtx * kvDim
+
+            // Attention block.
+            for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.attnNorm, s.xb + t * d, d, eps: c.rmsEps) }
+            MatMul.multiply(layer.wq, x: s.xb, n: n, y: s.q, yStride: qDim, q8: s.q8, pool: pool)
+            MatMul.multiply(layer.wk, x: s.xb, n: n, y: kLayer + startPos * kvDim, yStride: kvDim, q8: s.q8, pool: pool)
+            MatMul.multiply(layer.wv, x: s.xb, n: n, y: vLayer + startPos * kvDim, yStride: kvDim, q8: s.q8, pool: pool)
+            for t in 0..<n {
+                let cosT = UnsafePointer(s.ropeCos + t * half), sinT = UnsafePointer(s.ropeSin + t * half)
+                for h in 0..<c.nHead {
+                    Ops.rope(s.q + t * qDim + h * c.headDim, cos: cosT, sin: sinT, rotDim: c.rotDim, interleaved: c.ropeInterleaved)
+                }
+                for h in 0..<c.nKVHead {
+                    Ops.rope(kLayer + (startPos + t) * kvDim + h * c.headDim, cos: cosT, sin: sinT,
+                             rotDim: c.rotDim, interleaved: c.ropeInterleaved)
+                }
+            }
+            attention(AttentionArgs(state: s, kLayer: kLayer, vLayer: vLayer, n: n, startPos: startPos), pool: pool)
+            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, q8: s.q8, pool: pool)
+            Ops.add(s.x, s.xb, n * d)
+
+            // Feed-forward block.
+            for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.ffnNorm, s.xb + t * d, d, eps: c.rmsEps) }
+            MatMul.multiply(layer.wGate, x: s.xb, n: n, y: s.hb, yStride: c.nFF, q8: s.q8, pool: pool)
+            MatMul.multiply(layer.wUp, x: s.xb, n: n, y: s.hb2, yStride: c.nFF, q8: s.q8, pool: pool)
+            Ops.swiGLU(s.hb, s.hb2, n * c.nFF)
+            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, q8: s.q8, pool: pool)
+            Ops.add(s.x, s.xb, n * d)
+        }
+
+        // Final norm and output projection.
+        switch logits {
+        case .none:
+            break
+        case .last:
+            Ops.rmsNorm(s.x + (n - 1) * d, outputNorm, s.xb, d, eps: c.rmsEps)
+            MatMul.multiply(output, x: s.xb, n: 1, y: s.logits, yStride: c.nVocab, q8: s.q8, pool: pool)
+        case .all(let out):
+            for t in 0..<n { Ops.rmsNorm(s.x + t * d, outputNorm, s.xb + t * d, d, eps: c.rmsEps) }
+            MatMul.multiply(output, x: s.xb, n: n, y: out, yStride: c.nVocab, q8: s.q8, pool: pool)
+            (s.logits).update(from: out + (n - 1) * c.nVocab, count: c.nVocab)
+        }
+    }
+
+    /// Causal grouped-query attention of the chunk's queries over the cache, split over (token, head) pairs.
+    private func attention(_ a: AttentionArgs, pool: WorkerPool) {
+        let c = config
+        let hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
+        let group = c.nHead / c.nKVHead
+        let scale = 1 / Float(hd).squareRoot()
+        let tasks = a.n * c.nHead
+        let threads = pool.threadCount
+        pool.run { tid in
+            let s = a.state
+            let scores = s.scores + tid * s.nCtx
+            for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
+                let t = task / c.nHead, h = task % c.nHead
+                let kvOff = (h / group) * hd
+                let q = UnsafePointer(s.q + t * qDim + h * hd)
+                let len = a.startPos + t + 1
+                for p in 0..<len { scores[p] = dot(q, a.kLayer + p * kvDim + kvOff, hd) * scale }
+                Ops.softmax(scores, len)
+                let out = s.attn + t * qDim + h * hd
+                out.update(repeating: 0, count: hd)
+                for p in 0..<len { axpy(scores[p], a.vLayer + p * kvDim + kvOff, out, hd) }
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+// A session: one conversation's KV cache, run state, worker pool and sampler. Used by one thread at a time.
+import Glibc
+
+public struct SessionOptions: Sendable {
+    public var nCtx = 0          // 0 = min(trained context, 4096)
+    public var threads = 0       // 0 = online CPUs
+    public var seed: UInt64 = 0xC0FFEE
+    public var nBatch = 256
+    public init() {}
+}
+
+public struct GenerateOptions: Sendable {
+    public var maxTokens = 256
+    public var sampling = SamplingParams()
+    public var seed: UInt64 = 0   // 0 = continue the session's RNG
+    public var stopStrings: [String] = []
+    public var ignoreEOS = false
+    public var emitSpecial = false
+    public init() {}
+}
+
+public enum StopReason: Int32, Sendable {
+    case none = 0, endOfGeneration = 1, maxTokens = 2, stopString = 3, callback = 4, contextFull = 5
+}
+
+public final class Session {
+    public let model: Model
+    let weights: LlamaWeights
+    let state: LlamaState
+    let pool: WorkerPool
+    public let nCtx: Int
+    public let seed: UInt64
+    /// Every token in the context, in order (the KV cache holds their keys/values).
+    public private(set) var history: [Int32] = []
+    /// True when state.logits holds the next-token logits after the last history token.
+    private var logitsValid = false
+    private var rng: RandomGenerator
+    private var sampler = Sampler()
+    public private(set) var lastStopReason = StopReason.none
+    public private(set) var lastGenerated = 0
+
+    public var nPast: Int { history.count }
+
+    public init(model: Model, options: SessionOptions = SessionOptions()) throws {
+        guard let weights = model.weights else {
+            throw MistralError.invalid("the model was loaded vocab-only; sessions need weights")
+        }
+        let c = weights.config
+        let nCtx = options.nCtx > 0 ? options.nCtx : min(c.nCtxTrain, 4096)
+        guard nCtx <= 1 << 22 else { throw MistralError.invalid("n_ctx \(nCtx) is too large") }
+        guard options.nBatch > 0, options.nBatch <= 8192 else {
+            throw MistralError.invalid("n_batch must be in 1...8192, got \(options.nBatch)")
+        }
+        guard options.threads >= 0, options.threads <= 512 else {
+            throw MistralError.invalid("n_threads must be in 0...512, got \(options.threads)")
+        }
+        let threads = options.threads > 0 ? options.threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        self.model = model
+        self.weights = weights
+        self.nCtx = nCtx
+        self.seed = options.seed
+        self.rng = RandomGenerator(seed: options.seed)
+        self.pool = try WorkerPool(threadCount: threads)
+        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: min(options.nBatch, nCtx), threads: threads)
+    }
+
+    public var vocabSize: Int { weights.config.nVocab }
+    public var threadCount: Int { pool.threadCount }
+
+    /// Forgets the whole context and reseeds the RNG.
+    public func reset() {
+        history.removeAll()
+        logitsValid = false
+        rng = RandomGenerator(seed: seed)
+    }
+
+    /// Keeps only the first `n` positions.
+    public func truncate(to n: Int) throws {
+        guard n >= 0, n <= history.count else {
+            throw MistralError.invalid("cannot truncate to \(n): the session holds \(history.count) positions")
+        }
+        if n < history.count {
+            history.removeLast(history.count - n)
+            logitsValid = false
+        }
+    }
+
+    /// Appends tokens to the context. With `logitsOut`, writes n x vocab logits (one row per token).
+    public func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        let n = tokens.count
+        guard n > 0 else { return }
+        let vocab = vocabSize
+        for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= vocab {
+            throw MistralError.invalid("token #\(i) = \(t) is outside the vocabulary (0..<\(vocab))")
+        }
+        guard history.count + n <= nCtx else {
+            throw MistralError(.contextFull, "context full: \(history.count) positions used + \(n) new > n_ctx \(nCtx)")
+        }
+        guard let base = tokens.baseAddress else { return }
+        var done = 0
+        while done < n {
+            let chunk = min(state.nBatch, n - done)
+            let request: LogitsRequest
+            if let logitsOut {
+                request = .all(logitsOut + done * vocab)
+            } else {
+                request = done + chunk == n ? .last : .none
+            }
+            weights.forward(tokens: base + done, embeddings: nil, n: chunk, startPos: history.count,
+                            state: state, pool: pool, logits: request)
+            history.append(contentsOf: UnsafeBufferPointer(start: base + done, count: chunk))
+            done += chunk
+        }
+        logitsValid = true
+    }
+
+    public func eval(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut) }
+    }
+
+    /// Logits after the last evaluated token (valid after eval/generate).
+    public func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R? {
+        guard logitsValid else { return nil }
+        return try body(UnsafeBufferPointer(start: state.logits, count: vocabSize))
+    }
+
+    /// Evaluates `prompt`, then samples until a stop condition. `onText(bytes, token)` gets complete UTF-8 text
+    /// and returns false to stop. Throws contextFull (after delivering the text so far) and cancelled.
+    @discardableResult
+    public func generate(prompt: [Int32], options o: GenerateOptions,
+                         onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
+        lastStopReason = .none
+        lastGenerated = 0
+        if !prompt.isEmpty {
+            try eval(prompt)
+        } else if !logitsValid {
+            throw MistralError.invalid("empty prompt and no previous tokens to continue from")
+        }
+        if o.seed != 0 { rng = RandomGenerator(seed: o.seed) }
+        let tokenizer = model.tokenizer
+        let banned = o.ignoreEOS ? tokenizer.endOfGenerationIds : []
+        var stream = TextStream(stopStrings: o.stopStrings)
+        var reason = StopReason.none
+        var lastToken: Int32 = -1
+
+        func deliver(_ text: [UInt8], _ token: Int32) -> Bool {
+            text.isEmpty || onText(text, token)
+        }
+
+        loop: while true {
+            if o.maxTokens > 0 && lastGenerated >= o.maxTokens { reason = .maxTokens; break }
+            let token = sampler.sample(logits: state.logits, n: vocabSize, params: o.sampling,
+                                       recent: history[...], banned: banned, rng: &rng)
+            if history.count >= nCtx { reason = .contextFull; break }
+            if !o.ignoreEOS && tokenizer.isEndOfGeneration(token) {
+                // Keep the end-of-turn token in the context so the next turn continues a well-formed chat.
+                weights.forward(tokens: [token], embeddings: nil, n: 1, startPos: history.count,
+                                state: state, pool: pool, logits: .none)
+                history.append(token)
+                logitsValid = false
+                reason = .endOfGeneration
+                break
+            }
+            try eval([token])
+            lastGenerated += 1
+            lastToken = token
+            let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
+            if !deliver(text, token) { reason = .callback; break loop }
+            if stream.stopped { reason = .stopString; break }
+        }
+        if reason != .callback && reason != .stopString {
+            let rest = stream.finish()
+            if !deliver(rest, -1) && reason != .contextFull { reason = .callback }
+            _ = lastToken
+        }
+        lastStopReason = reason
+        switch reason {
+        case .callback: throw MistralError(.cancelled, "generation stopped by the callback")
+        case .contextFull:
+            throw MistralError(.contextFull, "context full after \(lastGenerated) generated tokens (n_ctx \(nCtx))")
+        default: return reason
+        }
+    }
+}

@@ -1,0 +1,33 @@
+// A read-only memory map of a whole file: weights are used in place, never copied.
+import Glibc
+
+public final class MappedFile: @unchecked Sendable {  // immutable after init; the mapping is read-only
+    public let path: String
+    public let base: UnsafeRawPointer
+    public let size: Int
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw MistralError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw MistralError(.io, "cannot stat '\(path)': \(String(cString: strerror(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw MistralError(.io, "'\(path)' is not a regular file")
+        }
+        let size = Int(st.st_size)
+        guard size > 0 else { throw MistralError.format("'\(path)' is empty") }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw MistralError(.io, "cannot map '\(path)': \(String(cString: strerror(errno)))")
+        }
+        self.base = UnsafeRawPointer(p)
+        self.size = size
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+}

@@ -1,0 +1,226 @@
+/*
+ * mistral.h — public C API of libmistral, an inference engine for the Mistral Small 3.1 model family
+ * (and the Llama-style decoders it shares its architecture with).
+ *
+ * Conventions
+ * - Every object is an opaque handle created by a `*_create`/`*_load` call and released by the matching
+ *   `*_free` call. Passing NULL to a `*_free` call is a no-op.
+ * - Every fallible call returns a `mistral_status`; 0 (`MISTRAL_OK`) is success. After a failure,
+ *   `mistral_last_error()` returns a message describing it, for the calling thread.
+ * - Output buffers are supplied by the caller together with their capacity. When the capacity is too small the
+ *   call returns `MISTRAL_ERR_BUFFER_TOO_SMALL` and still stores the needed count in the `n_*` out-parameter, so the
+ *   caller can allocate and retry. Nothing the caller owns is freed or kept by the library.
+ * - Params structs are passed by pointer and begin with `struct_size`. Fill them with the matching `*_init`
+ *   function (which sets `struct_size` and the defaults), then change the fields you need. A struct from an older
+ *   header (smaller `struct_size`) is accepted: the missing fields keep their defaults. A NULL params pointer means
+ *   "all defaults".
+ * - Text is UTF-8. Lengths are in bytes and never include a terminating NUL.
+ * - Thread safety: a `mistral_model` is immutable after loading and may be used from any number of threads at
+ *   once. A `mistral_session` must be used by one thread at a time.
+ * - The library never writes to stdout or stderr; diagnostics go to the callback set with `mistral_log_set`.
+ */
+#ifndef MISTRAL_H
+#define MISTRAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MISTRAL_API __attribute__((visibility("default")))
+#else
+#define MISTRAL_API
+#endif
+
+/* ---- Version -------------------------------------------------------------------------------------------- */
+
+#define MISTRAL_VERSION_MAJOR 0 /* the SONAME is libmistral.so.<MAJOR> */
+#define MISTRAL_VERSION_MINOR 1
+#define MISTRAL_VERSION_PATCH 0
+#define MISTRAL_VERSION_NUMBER (MISTRAL_VERSION_MAJOR * 10000 + MISTRAL_VERSION_MINOR * 100 + MISTRAL_VERSION_PATCH)
+#define MISTRAL_VERSION_STRING "0.1.0"
+
+/* The library's version as "MAJOR.MINOR.PATCH". Static storage; never free it. */
+MISTRAL_API const char *mistral_version(void);
+/* The library's MISTRAL_VERSION_NUMBER, to detect a header/library mismatch at run time. */
+MISTRAL_API int32_t mistral_version_number(void);
+
+/* ---- Status codes and errors ---------------------------------------------------------------------------- */
+
+typedef int32_t mistral_status;
+#define MISTRAL_OK 0
+#define MISTRAL_ERR_INVALID_ARGUMENT 1  /* NULL pointer, out-of-range value, invalid UTF-8, bad struct_size */
+#define MISTRAL_ERR_IO 2                /* a file could not be opened, read or mapped */
+#define MISTRAL_ERR_FORMAT 3            /* a model file is malformed, truncated or inconsistent */
+#define MISTRAL_ERR_UNSUPPORTED 4       /* well-formed, but uses a feature this version does not implement */
+#define MISTRAL_ERR_OUT_OF_MEMORY 5     /* an allocation failed or a size would overflow */
+#define MISTRAL_ERR_CONTEXT_FULL 6      /* the session's context (n_ctx positions) cannot hold more tokens */
+#define MISTRAL_ERR_BUFFER_TOO_SMALL 7  /* an output buffer is too small; the needed count was stored */
+#define MISTRAL_ERR_CANCELLED 8         /* the caller's callback asked to stop */
+#define MISTRAL_ERR_INTERNAL 9          /* a bug in libmistral; please report it with mistral_last_error() */
+
+/* Message for the last failed call on the calling thread ("" if none). Valid until the next failing call on
+ * this thread; never free it. */
+MISTRAL_API const char *mistral_last_error(void);
+/* A constant name for a status code, e.g. "MISTRAL_ERR_FORMAT". Never NULL, never free it. */
+MISTRAL_API const char *mistral_status_string(mistral_status status);
+
+/* ---- Logging ---------------------------------------------------------------------------------------------- */
+
+#define MISTRAL_LOG_ERROR 0
+#define MISTRAL_LOG_WARN 1
+#define MISTRAL_LOG_INFO 2
+#define MISTRAL_LOG_DEBUG 3
+
+/* Receives one NUL-terminated message (valid only during the call). May be called from any thread. */
+typedef void (*mistral_log_callback)(int32_t level, const char *message, void *user_data);
+/* Routes the library's diagnostics to `callback` for messages at `level` or more severe. NULL disables logging
+ * (the default). Process-wide; safe to call from any thread. */
+MISTRAL_API void mistral_log_set(mistral_log_callback callback, int32_t level, void *user_data);
+
+/* ---- Model ------------------------------------------------------------------------------------------------ */
+
+typedef struct mistral_model mistral_model;
+
+typedef struct mistral_model_params {
+    size_t struct_size;  /* sizeof(mistral_model_params), set by mistral_model_params_init */
+    int32_t vocab_only;  /* nonzero: load only the tokenizer (no weights); eval/generate then fail. Default 0 */
+} mistral_model_params;
+
+MISTRAL_API void mistral_model_params_init(mistral_model_params *params);
+
+/* Loads a GGUF model file (weights are memory-mapped, not copied). On success stores a new handle in *out_model,
+ * to be released with mistral_model_free. On failure *out_model is set to NULL. */
+MISTRAL_API mistral_status mistral_model_load(const char *path, const mistral_model_params *params,
+                                              mistral_model **out_model);
+/* Releases a model. Every session created from it must have been freed first. NULL is a no-op. */
+MISTRAL_API void mistral_model_free(mistral_model *model);
+
+/* Model information. These return 0 (or -1 for token ids, NULL for strings) when `model` is NULL. */
+MISTRAL_API int32_t mistral_model_n_vocab(const mistral_model *model);
+MISTRAL_API int32_t mistral_model_n_ctx_train(const mistral_model *model); /* context length trained for */
+MISTRAL_API int32_t mistral_model_n_embd(const mistral_model *model);
+MISTRAL_API int32_t mistral_model_n_layer(const mistral_model *model);
+MISTRAL_API int32_t mistral_model_token_bos(const mistral_model *model);   /* -1 when the model has none */
+MISTRAL_API int32_t mistral_model_token_eos(const mistral_model *model);   /* -1 when the model has none */
+/* Nonzero when `token` ends a turn or the text (EOS, <|im_end|>, ...). */
+MISTRAL_API int32_t mistral_model_token_is_eog(const mistral_model *model, int32_t token);
+/* GGUF architecture name, e.g. "llama". Owned by the model, valid until mistral_model_free. */
+MISTRAL_API const char *mistral_model_arch(const mistral_model *model);
+/* Human-readable description, e.g. "llama 30 layers, 576 embd, 49152 vocab". Owned by the model. */
+MISTRAL_API const char *mistral_model_desc(const mistral_model *model);
+
+/* ---- Tokenizer -------------------------------------------------------------------------------------------- */
+
+#define MISTRAL_TOKENIZE_ADD_BOS 1u       /* prepend the model's BOS token */
+#define MISTRAL_TOKENIZE_PARSE_SPECIAL 2u /* text like "<|im_start|>" becomes control tokens (else plain text) */
+
+/* Tokenizes `len` bytes of UTF-8 `text` (need not be NUL-terminated; may be NULL when len is 0).
+ * Writes up to `capacity` ids to `tokens` and the total count to *n_tokens.
+ * Returns MISTRAL_ERR_BUFFER_TOO_SMALL (with *n_tokens = needed count) when capacity is short, and
+ * MISTRAL_ERR_INVALID_ARGUMENT for invalid UTF-8. */
+MISTRAL_API mistral_status mistral_tokenize(const mistral_model *model, const char *text, size_t len,
+                                            uint32_t flags, int32_t *tokens, size_t capacity, size_t *n_tokens);
+
+#define MISTRAL_DETOKENIZE_SPECIAL 1u /* render control tokens as their text (else they produce no bytes) */
+
+/* Converts ids back to bytes. Writes up to `capacity` bytes to `text` and the total byte count to *n_bytes; a NUL
+ * is appended when there is room for it (not counted). The bytes are UTF-8 unless the ids split a character.
+ * Returns MISTRAL_ERR_BUFFER_TOO_SMALL (with *n_bytes = needed) when capacity is short; MISTRAL_ERR_INVALID_ARGUMENT
+ * for an id outside the vocabulary. */
+MISTRAL_API mistral_status mistral_detokenize(const mistral_model *model, const int32_t *tokens, size_t n_tokens,
+                                              uint32_t flags, char *text, size_t capacity, size_t *n_bytes);
+/* The bytes of one token (same rules as mistral_detokenize). */
+MISTRAL_API mistral_status mistral_token_to_piece(const mistral_model *model, int32_t token, uint32_t flags,
+                                                  char *text, size_t capacity, size_t *n_bytes);
+
+/* ---- Session (KV cache + sampler state) ---------------------------------------------------------------- */
+
+typedef struct mistral_session mistral_session;
+
+typedef struct mistral_session_params {
+    size_t struct_size; /* sizeof(mistral_session_params), set by mistral_session_params_init */
+    uint32_t n_ctx;     /* positions the KV cache holds; 0 = min(model's trained context, 4096). Default 0 */
+    int32_t n_threads;  /* worker threads for the forward pass; 0 = number of online CPUs. Default 0 */
+    uint64_t seed;      /* seed of the session's sampling RNG. Default 0xC0FFEE */
+    uint32_t n_batch;   /* tokens evaluated per forward chunk during prompt processing. Default 256 */
+} mistral_session_params;
+
+MISTRAL_API void mistral_session_params_init(mistral_session_params *params);
+
+/* Creates a session on `model` (which must outlive it). Stores the handle in *out_session (NULL on failure). */
+MISTRAL_API mistral_status mistral_session_create(const mistral_model *model, const mistral_session_params *params,
+                                                  mistral_session **out_session);
+/* Releases a session and its worker threads. NULL is a no-op. */
+MISTRAL_API void mistral_session_free(mistral_session *session);
+/* Forgets every position (empties the KV cache) and reseeds the sampler with the session's seed. */
+MISTRAL_API mistral_status mistral_session_reset(mistral_session *session);
+/* Drops positions from `n_keep` on (n_keep <= n_past), so a conversation can be rewound. */
+MISTRAL_API mistral_status mistral_session_truncate(mistral_session *session, uint32_t n_keep);
+/* Positions in use / capacity. 0 when session is NULL. */
+MISTRAL_API uint32_t mistral_session_n_past(const mistral_session *session);
+MISTRAL_API uint32_t mistral_session_n_ctx(const mistral_session *session);
+
+/* Appends `n_tokens` tokens to the session's context and runs the model over them.
+ * When `logits_out` is not NULL it receives n_tokens x n_vocab floats, row i holding the next-token logits after
+ * token i. Returns MISTRAL_ERR_CONTEXT_FULL (and appends nothing) when n_past + n_tokens > n_ctx. */
+MISTRAL_API mistral_status mistral_eval(mistral_session *session, const int32_t *tokens, size_t n_tokens,
+                                        float *logits_out);
+
+/* ---- Generation ------------------------------------------------------------------------------------------ */
+
+/* Receives each new piece of text: `len` bytes of complete UTF-8 (bytes of a character split across tokens are
+ * held back until it is complete), not NUL-terminated, valid only during the call, and the id of the token that
+ * completed it (-1 for text flushed at the end). Return 0 to continue, nonzero to stop generation. */
+typedef int (*mistral_token_callback)(const char *piece, size_t len, int32_t token, void *user_data);
+
+#define MISTRAL_GENERATE_IGNORE_EOS 1u  /* never stop at end-of-generation tokens (they are banned) */
+#define MISTRAL_GENERATE_SPECIAL 2u     /* pass control tokens' text to the callback (else they give no text) */
+
+typedef struct mistral_generate_params {
+    size_t struct_size;     /* sizeof(mistral_generate_params), set by mistral_generate_params_init */
+    int32_t max_tokens;     /* most tokens to generate; <= 0 means until EOS or a full context. Default 256 */
+    float temperature;      /* 0 = greedy (argmax). Default 0.8 */
+    int32_t top_k;          /* keep the k most likely tokens; 0 = off. Default 40 */
+    float top_p;            /* nucleus: keep the smallest set with probability >= top_p; 1 = off. Default 0.95 */
+    float min_p;            /* drop tokens with p < min_p * p_max; 0 = off. Default 0.05 */
+    float repeat_penalty;   /* divide positive logits (multiply negative ones) of recent tokens; 1 = off. Default 1 */
+    int32_t repeat_last_n;  /* how many recent tokens the penalty looks at. Default 64 */
+    uint64_t seed;          /* 0: continue the session's RNG; else reseed it with this value first. Default 0 */
+    const char *const *stop;/* `n_stop` NUL-terminated stop strings; generation ends before the first match. */
+    size_t n_stop;
+    uint32_t flags;         /* MISTRAL_GENERATE_* */
+} mistral_generate_params;
+
+MISTRAL_API void mistral_generate_params_init(mistral_generate_params *params);
+
+#define MISTRAL_STOP_NONE 0
+#define MISTRAL_STOP_EOG 1          /* the model produced an end-of-generation token (not passed on) */
+#define MISTRAL_STOP_MAX_TOKENS 2
+#define MISTRAL_STOP_STRING 3       /* a stop string matched; neither it nor what follows was passed on */
+#define MISTRAL_STOP_CALLBACK 4     /* the callback returned nonzero */
+#define MISTRAL_STOP_CONTEXT_FULL 5
+
+/* Evaluates `prompt` (appended to the session, may be empty to continue) and then samples tokens, appending each
+ * to the session and passing its text to `callback` (may be NULL), until end-of-generation, max_tokens, a stop
+ * string, a full context, or the callback returning nonzero. Because tokens are appended, the next chat turn
+ * only needs its own new tokens. Returns MISTRAL_OK for EOG/max_tokens/stop string, MISTRAL_ERR_CANCELLED when the
+ * callback stopped it, and MISTRAL_ERR_CONTEXT_FULL when the context filled up (the text so far was delivered).
+ * The stop reason and token count are available afterwards from mistral_session_last_stop_reason and
+ * mistral_session_last_n_generated. */
+MISTRAL_API mistral_status mistral_generate(mistral_session *session, const int32_t *prompt, size_t n_prompt,
+                                            const mistral_generate_params *params, mistral_token_callback callback,
+                                            void *user_data);
+/* MISTRAL_STOP_* for the last mistral_generate call on this session. */
+MISTRAL_API int32_t mistral_session_last_stop_reason(const mistral_session *session);
+/* Tokens sampled by the last mistral_generate call (the EOG token, when one ended it, is not counted). */
+MISTRAL_API uint32_t mistral_session_last_n_generated(const mistral_session *session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MISTRAL_H */
