@@ -13,14 +13,16 @@ let package = Package(
     ],
     targets: [
         .target(name: "MistralEngine", swiftSettings: kernelFlags),
+        .systemLibrary(name: "CMistralABI", path: "Sources/CMistralABI"),
         .target(
             name: "MistralC",
-            dependencies: ["MistralEngine"],
+            dependencies: ["MistralEngine", "CMistralABI"],
+            exclude: ["exports.map"],
             swiftSettings: kernelFlags,
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
                 "-Xlinker", "-soname=libmistral.so.0",
-                "-Xlinker", "--version-script=Sources/MistralC/exports.map",
+                "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/MistralC/exports.map",
             ])]
         ),
         .executableTarget(name: "MistralCLI", dependencies: ["MistralEngine"], swiftSettings: kernelFlags),

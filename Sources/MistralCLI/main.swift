@@ -1,1 +1,177 @@
-print("cli")
+// mistral-cli: generate text, tokenize, and measure speed with libmistral's engine.
+//   mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX] [--top-k K]
+//                        [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ignore-eos] [--no-special]
+//   mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
+//   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
+import Glibc
+import MistralEngine
+
+struct UsageError: Error { let message: String }
+
+func usage() -> String {
+    """
+    usage:
+      mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX]
+                           [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]...
+                           [--ignore-eos] [--no-special]
+      mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
+      mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
+    Prompts are parsed for special tokens (e.g. <|im_start|>) unless --no-special is given.
+    """
+}
+
+/// Minimal argument reader: flags with values, boolean switches, positionals.
+struct Arguments {
+    var values: [String: [String]] = [:]
+    var switches: Set<String> = []
+    var positionals: [String] = []
+
+    init(_ args: ArraySlice<String>, switches known: Set<String>) throws {
+        var it = args.makeIterator()
+        while let a = it.next() {
+            if a.hasPrefix("-") && a.count > 1 {
+                if known.contains(a) {
+                    switches.insert(a)
+                } else {
+                    guard let v = it.next() else { throw UsageError(message: "option \(a) needs a value") }
+                    values[a, default: []].append(v)
+                }
+            } else {
+                positionals.append(a)
+            }
+        }
+    }
+
+    func string(_ names: String...) -> String? { names.lazy.compactMap { values[$0]?.last }.first }
+
+    func number<T: LosslessStringConvertible>(_ names: String..., default d: T) throws -> T {
+        guard let s = names.lazy.compactMap({ values[$0]?.last }).first else { return d }
+        guard let v = T(s) else { throw UsageError(message: "\(names[0]) expects a number, got '\(s)'") }
+        return v
+    }
+}
+
+/// Unbuffered writes to a file descriptor (stdio's FILE globals are not concurrency-safe in Swift 6).
+func write(_ fd: Int32, _ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { buf in
+        var done = 0
+        while done < buf.count {
+            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
+            if n <= 0 { return }
+            done += n
+        }
+    }
+}
+
+func writeOut(_ bytes: [UInt8]) { write(1, bytes) }
+func printErr(_ s: String) { write(2, Array((s + "\n").utf8)) }
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func loadModel(_ a: Arguments) throws -> Model {
+    guard let path = a.string("-m", "--model") else { throw UsageError(message: "missing -m MODEL") }
+    return try Model(path: path)
+}
+
+func sessionOptions(_ a: Arguments) throws -> SessionOptions {
+    var o = SessionOptions()
+    o.threads = try a.number("-t", "--threads", default: 0)
+    o.nCtx = try a.number("-c", "--ctx-size", default: 0)
+    o.seed = try a.number("--seed", default: o.seed)
+    return o
+}
+
+func runGenerate(_ a: Arguments) throws {
+    let model = try loadModel(a)
+    guard let prompt = a.string("-p", "--prompt") else { throw UsageError(message: "missing -p PROMPT") }
+    let special = !a.switches.contains("--no-special")
+    let ids = model.tokenizer.tokenize(prompt, addBos: model.tokenizer.addBosByDefault, parseSpecial: special)
+    let session = try Session(model: model, options: try sessionOptions(a))
+    var o = GenerateOptions()
+    o.maxTokens = try a.number("-n", "--n-predict", default: 256)
+    o.sampling.temperature = try a.number("--temp", default: o.sampling.temperature)
+    o.sampling.topK = try a.number("--top-k", default: o.sampling.topK)
+    o.sampling.topP = try a.number("--top-p", default: o.sampling.topP)
+    o.sampling.minP = try a.number("--min-p", default: o.sampling.minP)
+    o.sampling.repeatPenalty = try a.number("--repeat-penalty", default: o.sampling.repeatPenalty)
+    o.seed = try a.number("--seed", default: 0)
+    o.stopStrings = a.values["--stop"] ?? []
+    o.ignoreEOS = a.switches.contains("--ignore-eos")
+    do {
+        try session.generate(prompt: ids, options: o) { text, _ in
+            writeOut(text)
+            return true
+        }
+    } catch let e as MistralError where e.status == .contextFull {
+        writeOut(Array("\n".utf8))
+        printErr("note: \(e.message)")
+        return
+    }
+    writeOut(Array("\n".utf8))
+}
+
+func runTokenize(_ a: Arguments) throws {
+    let model = try loadModel(a)
+    guard let text = a.positionals.last else { throw UsageError(message: "missing TEXT") }
+    let ids = model.tokenizer.tokenize(text, addBos: a.switches.contains("--bos"),
+                                       parseSpecial: !a.switches.contains("--no-special"))
+    writeOut(Array(("[" + ids.map(String.init).joined(separator: ", ") + "]\n").utf8))
+}
+
+/// Prompt processing (pp tokens in one eval) and decode (tg tokens one at a time), best of `reps`.
+func runBench(_ a: Arguments) throws {
+    let model = try loadModel(a)
+    let pp: Int = try a.number("--pp", default: 128)
+    let tg: Int = try a.number("--tg", default: 64)
+    let reps: Int = try a.number("--reps", default: 3)
+    var o = try sessionOptions(a)
+    o.nCtx = max(o.nCtx, pp + tg + 1)
+    o.nBatch = max(pp, 1)
+    let session = try Session(model: model, options: o)
+    let vocab = Int32(model.vocabSize)
+    let prompt = (0..<pp).map { Int32(($0 * 7919 + 13) % Int(vocab)) }
+    var bestPP = 0.0, bestTG = 0.0
+    for _ in 0..<max(reps, 1) {
+        session.reset()
+        var t0 = now()
+        if pp > 0 { try session.eval(prompt) }
+        bestPP = max(bestPP, Double(pp) / (now() - t0))
+        session.reset()
+        try session.eval([prompt.first ?? 1])
+        t0 = now()
+        var token: Int32 = 1
+        for i in 0..<tg {
+            token = Int32((Int(token) * 31 + i) % Int(vocab))
+            try session.eval([token])
+        }
+        bestTG = max(bestTG, Double(tg) / (now() - t0))
+    }
+    writeOut(Array("{\"threads\": \(session.threadCount), \"pp\": \(pp), \"pp_tps\": \(bestPP), \"tg\": \(tg), \"tg_tps\": \(bestTG)}\n".utf8))
+}
+
+let argv = CommandLine.arguments
+guard argv.count >= 2 else {
+    printErr(usage())
+    exit(2)
+}
+let switches: Set<String> = ["--ignore-eos", "--no-special", "--bos", "-h", "--help"]
+do {
+    let args = try Arguments(argv.dropFirst(2), switches: switches)
+    switch argv[1] {
+    case "generate": try runGenerate(args)
+    case "tokenize": try runTokenize(args)
+    case "bench": try runBench(args)
+    case "-h", "--help", "help": writeOut(Array((usage() + "\n").utf8))
+    default: throw UsageError(message: "unknown command '\(argv[1])'")
+    }
+} catch let e as UsageError {
+    printErr("error: \(e.message)\n\(usage())")
+    exit(2)
+} catch let e as MistralError {
+    printErr("error: \(e)")
+    exit(1)
+}

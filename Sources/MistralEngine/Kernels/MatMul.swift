@@ -81,6 +81,21 @@ public enum MatMul {
     }
 
     // MARK: quantized weights x Q8 activations
+    // Each block's integer products are kept as 8 lanes and scaled into a SIMD8 float accumulator, so the loop over
+    // blocks has no scalar dependency chain; the horizontal sum happens once per row.
+
+    /// Σ_j lo/hi nibbles of 16 bytes times 32 int8 activations, as 8 lanes (lane j covers bytes j and j+8).
+    @inline(__always)
+    static func nibbleDot(_ qs: UnsafePointer<UInt8>, _ q: UnsafePointer<Int8>) -> SIMD8<Float> {
+        var v = SIMD8<Float>()
+        for j in 0..<8 {
+            let a = qs[j], b = qs[j + 8]
+            let s = Int32(a & 15) &* Int32(q[j]) &+ Int32(b & 15) &* Int32(q[j + 8])
+                &+ Int32(a >> 4) &* Int32(q[j + 16]) &+ Int32(b >> 4) &* Int32(q[j + 24])
+            v[j] = Float(s)
+        }
+        return v
+    }
 
     static func rowsQ4_0(_ a: MatMulArgs, _ rows: Range<Int>) {
         let nb = a.w.cols / 32
@@ -89,22 +104,17 @@ public enum MatMul {
             for t in 0..<a.n {
                 let qx = UnsafePointer(a.q8.qs + t * a.w.cols)
                 let dx = UnsafePointer(a.q8.d + t * nb)
-                var acc: Float = 0
+                let sx = UnsafePointer(a.q8.s + t * nb)
+                var acc = SIMD8<Float>()
+                var offset: Float = 0
                 for b in 0..<nb {
                     let blk = wr + b * 18
                     let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
                     let qs = (blk + 2).assumingMemoryBound(to: UInt8.self)
-                    let q = qx + b * 32
-                    var isum: Int32 = 0
-                    var qsum: Int32 = 0
-                    for j in 0..<16 {
-                        let v = qs[j]
-                        isum &+= Int32(v & 15) &* Int32(q[j]) &+ Int32(v >> 4) &* Int32(q[j + 16])
-                        qsum &+= Int32(q[j]) &+ Int32(q[j + 16])
-                    }
-                    acc += d * dx[b] * Float(isum &- 8 &* qsum)
+                    acc.addProduct(nibbleDot(qs, qx + b * 32), SIMD8(repeating: d * dx[b]))
+                    offset += d * sx[b]  // the -8 of every nibble: -8 · d · dx · Σq = -8 · d · sx
                 }
-                a.y[t * a.yStride + r] = acc
+                a.y[t * a.yStride + r] = acc.sum() - 8 * offset
             }
         }
     }
@@ -117,21 +127,17 @@ public enum MatMul {
                 let qx = UnsafePointer(a.q8.qs + t * a.w.cols)
                 let dx = UnsafePointer(a.q8.d + t * nb)
                 let sx = UnsafePointer(a.q8.s + t * nb)
-                var acc: Float = 0
+                var acc = SIMD8<Float>()
+                var offset: Float = 0
                 for b in 0..<nb {
                     let blk = wr + b * 20
                     let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
                     let m = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
                     let qs = (blk + 4).assumingMemoryBound(to: UInt8.self)
-                    let q = qx + b * 32
-                    var isum: Int32 = 0
-                    for j in 0..<16 {
-                        let v = qs[j]
-                        isum &+= Int32(v & 15) &* Int32(q[j]) &+ Int32(v >> 4) &* Int32(q[j + 16])
-                    }
-                    acc += d * dx[b] * Float(isum) + m * sx[b]
+                    acc.addProduct(nibbleDot(qs, qx + b * 32), SIMD8(repeating: d * dx[b]))
+                    offset += m * sx[b]
                 }
-                a.y[t * a.yStride + r] = acc
+                a.y[t * a.yStride + r] = acc.sum() + offset
             }
         }
     }
@@ -143,17 +149,21 @@ public enum MatMul {
             for t in 0..<a.n {
                 let qx = UnsafePointer(a.q8.qs + t * a.w.cols)
                 let dx = UnsafePointer(a.q8.d + t * nb)
-                var acc: Float = 0
+                var acc = SIMD8<Float>()
                 for b in 0..<nb {
                     let blk = wr + b * 34
                     let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
                     let qs = (blk + 2).assumingMemoryBound(to: Int8.self)
                     let q = qx + b * 32
-                    var isum: Int32 = 0
-                    for j in 0..<32 { isum &+= Int32(qs[j]) &* Int32(q[j]) }
-                    acc += d * dx[b] * Float(isum)
+                    var v = SIMD8<Float>()
+                    for j in 0..<8 {
+                        let s = Int32(qs[j]) &* Int32(q[j]) &+ Int32(qs[j + 8]) &* Int32(q[j + 8])
+                            &+ Int32(qs[j + 16]) &* Int32(q[j + 16]) &+ Int32(qs[j + 24]) &* Int32(q[j + 24])
+                        v[j] = Float(s)
+                    }
+                    acc.addProduct(v, SIMD8(repeating: d * dx[b]))
                 }
-                a.y[t * a.yStride + r] = acc
+                a.y[t * a.yStride + r] = acc.sum()
             }
         }
     }

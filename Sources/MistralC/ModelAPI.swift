@@ -1,0 +1,152 @@
+// mistral_model_* and the tokenizer calls.
+import CMistralABI
+import Glibc
+import MistralEngine
+
+@_cdecl("mistral_model_params_init")
+public func mistral_model_params_init(_ params: UnsafeMutablePointer<mistral_model_params>?) {
+    guard let params else { return }
+    params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0)
+}
+
+@_cdecl("mistral_model_load")
+public func mistral_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<mistral_model_params>?,
+                               _ out: UnsafeMutablePointer<OpaquePointer?>?) -> mistral_status {
+    out?.pointee = nil
+    return guarded {
+        let path = String(cString: try require(path, "path"))
+        let out = try require(out, "out_model")
+        var defaults = mistral_model_params()
+        mistral_model_params_init(&defaults)
+        let p = try readParams(params, defaults: defaults, name: "mistral_model_params")
+        let model = try Model(path: path, options: ModelLoadOptions(vocabOnly: p.vocab_only != 0))
+        out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(model)).toOpaque())
+    }
+}
+
+@_cdecl("mistral_model_free")
+public func mistral_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@_cdecl("mistral_model_n_vocab")
+public func mistral_model_n_vocab(_ model: OpaquePointer?) -> Int32 {
+    Int32(modelHandle(model)?.model.vocabSize ?? 0)
+}
+
+@_cdecl("mistral_model_n_ctx_train")
+public func mistral_model_n_ctx_train(_ model: OpaquePointer?) -> Int32 {
+    Int32(modelHandle(model)?.model.contextLength ?? 0)
+}
+
+@_cdecl("mistral_model_n_embd")
+public func mistral_model_n_embd(_ model: OpaquePointer?) -> Int32 {
+    Int32(modelHandle(model)?.model.config?.nEmbd ?? 0)
+}
+
+@_cdecl("mistral_model_n_layer")
+public func mistral_model_n_layer(_ model: OpaquePointer?) -> Int32 {
+    Int32(modelHandle(model)?.model.config?.nLayer ?? 0)
+}
+
+@_cdecl("mistral_model_token_bos")
+public func mistral_model_token_bos(_ model: OpaquePointer?) -> Int32 {
+    modelHandle(model)?.model.tokenizer.bosId ?? -1
+}
+
+@_cdecl("mistral_model_token_eos")
+public func mistral_model_token_eos(_ model: OpaquePointer?) -> Int32 {
+    modelHandle(model)?.model.tokenizer.eosId ?? -1
+}
+
+@_cdecl("mistral_model_token_is_eog")
+public func mistral_model_token_is_eog(_ model: OpaquePointer?, _ token: Int32) -> Int32 {
+    (modelHandle(model)?.model.tokenizer.isEndOfGeneration(token) ?? false) ? 1 : 0
+}
+
+@_cdecl("mistral_model_arch")
+public func mistral_model_arch(_ model: OpaquePointer?) -> UnsafePointer<CChar>? {
+    modelHandle(model).map { UnsafePointer($0.arch) }
+}
+
+@_cdecl("mistral_model_desc")
+public func mistral_model_desc(_ model: OpaquePointer?) -> UnsafePointer<CChar>? {
+    modelHandle(model).map { UnsafePointer($0.desc) }
+}
+
+// MARK: tokenizer
+
+/// Copies `items` into a caller buffer, reporting the needed count either way.
+func deliver<T>(_ items: [T], to buffer: UnsafeMutablePointer<T>?, capacity: Int,
+                count: UnsafeMutablePointer<Int>, what: String) throws {
+    count.pointee = items.count
+    guard items.count <= capacity else {
+        throw MistralError(.bufferTooSmall, "\(what) needs room for \(items.count), capacity is \(capacity)")
+    }
+    if !items.isEmpty {
+        let buffer = try require(buffer, what)
+        items.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: items.count) }
+    }
+}
+
+@_cdecl("mistral_tokenize")
+public func mistral_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?, _ len: Int, _ flags: UInt32,
+                             _ tokens: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                             _ nTokens: UnsafeMutablePointer<Int>?) -> mistral_status {
+    guarded {
+        let m = try require(modelHandle(model), "model").model
+        let nTokens = try require(nTokens, "n_tokens")
+        nTokens.pointee = 0
+        guard len >= 0 else { throw invalid("len is negative") }
+        if len > 0 { _ = try require(text, "text") }
+        let ids = try m.tokenizer.tokenize(utf8: UnsafeRawBufferPointer(start: text, count: len),
+                                           addBos: flags & MISTRAL_TOKENIZE_ADD_BOS != 0,
+                                           parseSpecial: flags & MISTRAL_TOKENIZE_PARSE_SPECIAL != 0)
+        try deliver(ids, to: tokens, capacity: capacity, count: nTokens, what: "tokens")
+    }
+}
+
+/// Writes bytes plus a NUL when it fits.
+func deliverText(_ bytes: [UInt8], to text: UnsafeMutablePointer<CChar>?, capacity: Int,
+                 count: UnsafeMutablePointer<Int>) throws {
+    count.pointee = bytes.count
+    guard bytes.count <= capacity else {
+        throw MistralError(.bufferTooSmall, "text needs \(bytes.count) bytes, capacity is \(capacity)")
+    }
+    guard capacity > 0 else { return }
+    let text = try require(text, "text")
+    bytes.withUnsafeBytes { UnsafeMutableRawPointer(text).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    if bytes.count < capacity { text[bytes.count] = 0 }
+}
+
+@_cdecl("mistral_detokenize")
+public func mistral_detokenize(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ nTokens: Int, _ flags: UInt32,
+                               _ text: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                               _ nBytes: UnsafeMutablePointer<Int>?) -> mistral_status {
+    guarded {
+        let m = try require(modelHandle(model), "model").model
+        let nBytes = try require(nBytes, "n_bytes")
+        nBytes.pointee = 0
+        guard nTokens >= 0 else { throw invalid("n_tokens is negative") }
+        let ids = nTokens == 0 ? [] : Array(UnsafeBufferPointer(start: try require(tokens, "tokens"), count: nTokens))
+        let bytes = try m.tokenizer.detokenize(ids, special: flags & MISTRAL_DETOKENIZE_SPECIAL != 0)
+        try deliverText(bytes, to: text, capacity: capacity, count: nBytes)
+    }
+}
+
+@_cdecl("mistral_token_to_piece")
+public func mistral_token_to_piece(_ model: OpaquePointer?, _ token: Int32, _ flags: UInt32,
+                                   _ text: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                                   _ nBytes: UnsafeMutablePointer<Int>?) -> mistral_status {
+    guarded {
+        let m = try require(modelHandle(model), "model").model
+        let nBytes = try require(nBytes, "n_bytes")
+        nBytes.pointee = 0
+        guard token >= 0, Int(token) < m.vocabSize else {
+            throw invalid("token \(token) is outside the vocabulary (0..<\(m.vocabSize))")
+        }
+        let bytes = m.tokenizer.piece(token, special: flags & MISTRAL_DETOKENIZE_SPECIAL != 0)
+        try deliverText(bytes, to: text, capacity: capacity, count: nBytes)
+    }
+}

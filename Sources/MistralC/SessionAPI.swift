@@ -1,0 +1,140 @@
+// mistral_session_*, mistral_eval and mistral_generate.
+import CMistralABI
+import Glibc
+import MistralEngine
+
+@_cdecl("mistral_session_params_init")
+public func mistral_session_params_init(_ params: UnsafeMutablePointer<mistral_session_params>?) {
+    guard let params else { return }
+    let d = SessionOptions()
+    params.pointee = mistral_session_params(struct_size: MemoryLayout<mistral_session_params>.size,
+                                            n_ctx: UInt32(d.nCtx), n_threads: Int32(d.threads),
+                                            seed: d.seed, n_batch: UInt32(d.nBatch))
+}
+
+@_cdecl("mistral_session_create")
+public func mistral_session_create(_ model: OpaquePointer?, _ params: UnsafePointer<mistral_session_params>?,
+                                   _ out: UnsafeMutablePointer<OpaquePointer?>?) -> mistral_status {
+    out?.pointee = nil
+    return guarded {
+        let m = try require(modelHandle(model), "model").model
+        let out = try require(out, "out_session")
+        var defaults = mistral_session_params()
+        mistral_session_params_init(&defaults)
+        let p = try readParams(params, defaults: defaults, name: "mistral_session_params")
+        var o = SessionOptions()
+        o.nCtx = Int(p.n_ctx)
+        o.threads = Int(p.n_threads)
+        o.seed = p.seed
+        o.nBatch = Int(p.n_batch)
+        let session = try Session(model: m, options: o)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(SessionHandle(session)).toOpaque())
+    }
+}
+
+@_cdecl("mistral_session_free")
+public func mistral_session_free(_ session: OpaquePointer?) {
+    guard let session else { return }
+    Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(session)).release()
+}
+
+@_cdecl("mistral_session_reset")
+public func mistral_session_reset(_ session: OpaquePointer?) -> mistral_status {
+    guarded { try require(sessionHandle(session), "session").session.reset() }
+}
+
+@_cdecl("mistral_session_truncate")
+public func mistral_session_truncate(_ session: OpaquePointer?, _ nKeep: UInt32) -> mistral_status {
+    guarded { try require(sessionHandle(session), "session").session.truncate(to: Int(nKeep)) }
+}
+
+@_cdecl("mistral_session_n_past")
+public func mistral_session_n_past(_ session: OpaquePointer?) -> UInt32 {
+    UInt32(sessionHandle(session)?.session.nPast ?? 0)
+}
+
+@_cdecl("mistral_session_n_ctx")
+public func mistral_session_n_ctx(_ session: OpaquePointer?) -> UInt32 {
+    UInt32(sessionHandle(session)?.session.nCtx ?? 0)
+}
+
+@_cdecl("mistral_eval")
+public func mistral_eval(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ nTokens: Int,
+                         _ logitsOut: UnsafeMutablePointer<Float>?) -> mistral_status {
+    guarded {
+        let s = try require(sessionHandle(session), "session").session
+        guard nTokens >= 0 else { throw invalid("n_tokens is negative") }
+        guard nTokens > 0 else { return }
+        try s.eval(UnsafeBufferPointer(start: try require(tokens, "tokens"), count: nTokens), logitsOut: logitsOut)
+    }
+}
+
+@_cdecl("mistral_generate_params_init")
+public func mistral_generate_params_init(_ params: UnsafeMutablePointer<mistral_generate_params>?) {
+    guard let params else { return }
+    let d = GenerateOptions()
+    params.pointee = mistral_generate_params(
+        struct_size: MemoryLayout<mistral_generate_params>.size, max_tokens: Int32(d.maxTokens),
+        temperature: d.sampling.temperature, top_k: Int32(d.sampling.topK), top_p: d.sampling.topP,
+        min_p: d.sampling.minP, repeat_penalty: d.sampling.repeatPenalty, repeat_last_n: Int32(d.sampling.repeatLastN),
+        seed: d.seed, stop: nil, n_stop: 0, flags: 0)
+}
+
+func generateOptions(_ p: mistral_generate_params) throws -> GenerateOptions {
+    var o = GenerateOptions()
+    o.maxTokens = Int(p.max_tokens)
+    guard p.temperature.isFinite, p.temperature >= 0 else { throw invalid("temperature must be >= 0") }
+    guard p.top_p.isFinite, p.top_p > 0, p.top_p <= 1 else { throw invalid("top_p must be in (0, 1]") }
+    guard p.min_p.isFinite, p.min_p >= 0, p.min_p <= 1 else { throw invalid("min_p must be in [0, 1]") }
+    guard p.repeat_penalty.isFinite, p.repeat_penalty > 0 else { throw invalid("repeat_penalty must be > 0") }
+    guard p.top_k >= 0 else { throw invalid("top_k must be >= 0") }
+    o.sampling.temperature = p.temperature
+    o.sampling.topK = Int(p.top_k)
+    o.sampling.topP = p.top_p
+    o.sampling.minP = p.min_p
+    o.sampling.repeatPenalty = p.repeat_penalty
+    o.sampling.repeatLastN = Int(p.repeat_last_n)
+    o.seed = p.seed
+    o.ignoreEOS = p.flags & MISTRAL_GENERATE_IGNORE_EOS != 0
+    o.emitSpecial = p.flags & MISTRAL_GENERATE_SPECIAL != 0
+    guard p.n_stop <= 64 else { throw invalid("at most 64 stop strings, got \(p.n_stop)") }
+    if p.n_stop > 0 {
+        let stops = try require(p.stop, "stop")
+        for i in 0..<p.n_stop {
+            let cstr = try require(stops[i], "stop[\(i)]")
+            guard let s = String(validatingCString: cstr) else { throw invalid("stop[\(i)] is not valid UTF-8") }
+            o.stopStrings.append(s)
+        }
+    }
+    return o
+}
+
+@_cdecl("mistral_generate")
+public func mistral_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<Int32>?, _ nPrompt: Int,
+                             _ params: UnsafePointer<mistral_generate_params>?,
+                             _ callback: mistral_token_callback?, _ userData: UnsafeMutableRawPointer?) -> mistral_status {
+    guarded {
+        let s = try require(sessionHandle(session), "session").session
+        guard nPrompt >= 0 else { throw invalid("n_prompt is negative") }
+        let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
+        var defaults = mistral_generate_params()
+        mistral_generate_params_init(&defaults)
+        let o = try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
+        try s.generate(prompt: ids, options: o) { text, token in
+            guard let callback else { return true }
+            return text.withUnsafeBufferPointer { buf in
+                buf.withMemoryRebound(to: CChar.self) { callback($0.baseAddress, $0.count, token, userData) == 0 }
+            }
+        }
+    }
+}
+
+@_cdecl("mistral_session_last_stop_reason")
+public func mistral_session_last_stop_reason(_ session: OpaquePointer?) -> Int32 {
+    sessionHandle(session)?.session.lastStopReason.rawValue ?? 0
+}
+
+@_cdecl("mistral_session_last_n_generated")
+public func mistral_session_last_n_generated(_ session: OpaquePointer?) -> UInt32 {
+    UInt32(sessionHandle(session)?.session.lastGenerated ?? 0)
+}
