@@ -106,6 +106,8 @@ MISTRAL_API int32_t mistral_model_n_embd(const mistral_model *model);
 MISTRAL_API int32_t mistral_model_n_layer(const mistral_model *model);
 MISTRAL_API int32_t mistral_model_token_bos(const mistral_model *model);   /* -1 when the model has none */
 MISTRAL_API int32_t mistral_model_token_eos(const mistral_model *model);   /* -1 when the model has none */
+/* Nonzero when the model's tokenizer expects a BOS token at the start of a text (GGUF add_bos_token). */
+MISTRAL_API int32_t mistral_model_add_bos(const mistral_model *model);
 /* Nonzero when `token` ends a turn or the text (EOS, <|im_end|>, ...). */
 MISTRAL_API int32_t mistral_model_token_is_eog(const mistral_model *model, int32_t token);
 /* GGUF architecture name, e.g. "llama". Owned by the model, valid until mistral_model_free. */

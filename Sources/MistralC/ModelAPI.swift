@@ -60,6 +60,11 @@ public func mistral_model_token_eos(_ model: OpaquePointer?) -> Int32 {
     modelHandle(model)?.model.tokenizer.eosId ?? -1
 }
 
+@_cdecl("mistral_model_add_bos")
+public func mistral_model_add_bos(_ model: OpaquePointer?) -> Int32 {
+    (modelHandle(model)?.model.tokenizer.addBosByDefault ?? false) ? 1 : 0
+}
+
 @_cdecl("mistral_model_token_is_eog")
 public func mistral_model_token_is_eog(_ model: OpaquePointer?, _ token: Int32) -> Int32 {
     (modelHandle(model)?.model.tokenizer.isEndOfGeneration(token) ?? false) ? 1 : 0

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds everything in release: libmistral.so (+ its SONAME link), mistral-cli, the test bundle, and the C client.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+swift build -c release --build-tests
+out=.build/release
+ln -sf libmistral.so "$out/libmistral.so.0"
+mkdir -p "$out/c"
+cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude bindings/c/mistral_client.c \
+    -L"$out" -lmistral -Wl,-rpath,'$ORIGIN/..' -o "$out/c/mistral_client"
+cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude examples/stream.c \
+    -L"$out" -lmistral -Wl,-rpath,'$ORIGIN/..' -o "$out/c/stream"

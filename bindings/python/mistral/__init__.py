@@ -1,0 +1,452 @@
+"""ctypes bindings for libmistral (no compile step).
+
+    import mistral
+    model = mistral.Model("SmolLM2-135M-Instruct.Q4_1.gguf")
+    session = mistral.Session(model, n_ctx=2048)
+    print(session.generate("<|im_start|>user\\nHi!<|im_end|>\\n<|im_start|>assistant\\n", temperature=0))
+
+The shared library is found through $MISTRAL_LIBRARY, then a source checkout's .build/release, then the normal
+loader path (libmistral.so.0).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import queue
+import threading
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+
+__all__ = ["Model", "Session", "MistralError", "set_log_callback", "version", "library_path"]
+
+# ---- status codes (mistral.h) -------------------------------------------------------------------------------
+OK = 0
+ERR_INVALID_ARGUMENT = 1
+ERR_IO = 2
+ERR_FORMAT = 3
+ERR_UNSUPPORTED = 4
+ERR_OUT_OF_MEMORY = 5
+ERR_CONTEXT_FULL = 6
+ERR_BUFFER_TOO_SMALL = 7
+ERR_CANCELLED = 8
+ERR_INTERNAL = 9
+
+TOKENIZE_ADD_BOS = 1
+TOKENIZE_PARSE_SPECIAL = 2
+DETOKENIZE_SPECIAL = 1
+GENERATE_IGNORE_EOS = 1
+GENERATE_SPECIAL = 2
+
+STOP_REASONS = {0: "none", 1: "eog", 2: "max_tokens", 3: "stop_string", 4: "callback", 5: "context_full"}
+
+LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
+
+
+class MistralError(Exception):
+    """A libmistral call failed. `status` is the MISTRAL_ERR_* code, `message` the library's explanation."""
+
+    def __init__(self, status: int, message: str, call: str = ""):
+        self.status = status
+        self.message = message
+        self.call = call
+        name = _lib.mistral_status_string(status).decode() if _lib else str(status)
+        super().__init__(f"{call + ': ' if call else ''}{name}: {message}")
+
+
+# ---- structs (must match mistral.h) ----------------------------------------------------------------------------
+class _ModelParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("vocab_only", ctypes.c_int32)]
+
+
+class _SessionParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("n_ctx", ctypes.c_uint32), ("n_threads", ctypes.c_int32),
+                ("seed", ctypes.c_uint64), ("n_batch", ctypes.c_uint32)]
+
+
+class _GenerateParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("max_tokens", ctypes.c_int32), ("temperature", ctypes.c_float),
+                ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float), ("min_p", ctypes.c_float),
+                ("repeat_penalty", ctypes.c_float), ("repeat_last_n", ctypes.c_int32), ("seed", ctypes.c_uint64),
+                ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t), ("flags", ctypes.c_uint32)]
+
+
+_TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t, ctypes.c_int32,
+                                   ctypes.c_void_p)
+_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c_void_p)
+
+
+# ---- loading the library ----------------------------------------------------------------------------------------
+def _candidates() -> Iterable[str]:
+    env = os.environ.get("MISTRAL_LIBRARY")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.abspath(os.path.join(here, "..", "..", ".."))
+    for sub in (".build/release", ".build/debug"):
+        path = os.path.join(root, sub, "libmistral.so")
+        if os.path.exists(path):
+            yield path
+    yield "libmistral.so.0"
+    found = ctypes.util.find_library("mistral")
+    if found:
+        yield found
+
+
+def _load() -> ctypes.CDLL:
+    errors = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path)
+        except OSError as e:
+            errors.append(f"{path}: {e}")
+    raise ImportError("cannot load libmistral (set MISTRAL_LIBRARY): " + "; ".join(errors))
+
+
+_lib = _load()
+library_path = getattr(_lib, "_name", "")
+
+_P = ctypes.c_void_p
+_sz = ctypes.c_size_t
+_szp = ctypes.POINTER(ctypes.c_size_t)
+_i32p = ctypes.POINTER(ctypes.c_int32)
+_signatures = {
+    "mistral_version": ([], ctypes.c_char_p),
+    "mistral_version_number": ([], ctypes.c_int32),
+    "mistral_last_error": ([], ctypes.c_char_p),
+    "mistral_status_string": ([ctypes.c_int32], ctypes.c_char_p),
+    "mistral_log_set": ([_LOG_CALLBACK, ctypes.c_int32, _P], None),
+    "mistral_model_params_init": ([ctypes.POINTER(_ModelParams)], None),
+    "mistral_model_load": ([ctypes.c_char_p, ctypes.POINTER(_ModelParams), ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_model_free": ([_P], None),
+    "mistral_model_n_vocab": ([_P], ctypes.c_int32),
+    "mistral_model_n_ctx_train": ([_P], ctypes.c_int32),
+    "mistral_model_n_embd": ([_P], ctypes.c_int32),
+    "mistral_model_n_layer": ([_P], ctypes.c_int32),
+    "mistral_model_token_bos": ([_P], ctypes.c_int32),
+    "mistral_model_token_eos": ([_P], ctypes.c_int32),
+    "mistral_model_add_bos": ([_P], ctypes.c_int32),
+    "mistral_model_token_is_eog": ([_P, ctypes.c_int32], ctypes.c_int32),
+    "mistral_model_arch": ([_P], ctypes.c_char_p),
+    "mistral_model_desc": ([_P], ctypes.c_char_p),
+    "mistral_tokenize": ([_P, ctypes.c_char_p, _sz, ctypes.c_uint32, _i32p, _sz, _szp], ctypes.c_int32),
+    "mistral_detokenize": ([_P, _i32p, _sz, ctypes.c_uint32, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
+    "mistral_token_to_piece": ([_P, ctypes.c_int32, ctypes.c_uint32, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
+    "mistral_session_params_init": ([ctypes.POINTER(_SessionParams)], None),
+    "mistral_session_create": ([_P, ctypes.POINTER(_SessionParams), ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_session_free": ([_P], None),
+    "mistral_session_reset": ([_P], ctypes.c_int32),
+    "mistral_session_truncate": ([_P, ctypes.c_uint32], ctypes.c_int32),
+    "mistral_session_n_past": ([_P], ctypes.c_uint32),
+    "mistral_session_n_ctx": ([_P], ctypes.c_uint32),
+    "mistral_eval": ([_P, _i32p, _sz, ctypes.POINTER(ctypes.c_float)], ctypes.c_int32),
+    "mistral_generate_params_init": ([ctypes.POINTER(_GenerateParams)], None),
+    "mistral_generate": ([_P, _i32p, _sz, ctypes.POINTER(_GenerateParams), _TOKEN_CALLBACK, _P], ctypes.c_int32),
+    "mistral_session_last_stop_reason": ([_P], ctypes.c_int32),
+    "mistral_session_last_n_generated": ([_P], ctypes.c_uint32),
+}
+for _name, (_args, _res) in _signatures.items():
+    _fn = getattr(_lib, _name)
+    _fn.argtypes = _args
+    _fn.restype = _res
+
+
+def _check(status: int, call: str) -> None:
+    if status != OK:
+        raise MistralError(status, (_lib.mistral_last_error() or b"").decode("utf-8", "replace"), call)
+
+
+def version() -> str:
+    return _lib.mistral_version().decode()
+
+
+_log_keepalive: list = []
+
+
+def set_log_callback(fn: Optional[Callable[[int, str], None]], level: int = LOG_WARN) -> None:
+    """Route the library's diagnostics to fn(level, message); None turns logging off."""
+    if fn is None:
+        _lib.mistral_log_set(_LOG_CALLBACK(), level, None)
+        _log_keepalive.clear()
+        return
+
+    def trampoline(lvl, msg, _ud):
+        try:
+            fn(lvl, msg.decode("utf-8", "replace") if msg else "")
+        except Exception:  # a logging failure must never unwind into the library
+            pass
+
+    cb = _LOG_CALLBACK(trampoline)
+    _log_keepalive[:] = [cb]
+    _lib.mistral_log_set(cb, level, None)
+
+
+def _int_array(ids: Sequence[int]):
+    return (ctypes.c_int32 * max(len(ids), 1))(*ids)
+
+
+# ---- Model ---------------------------------------------------------------------------------------------------------
+class Model:
+    """Weights + tokenizer. Immutable after loading; may be shared by sessions on several threads."""
+
+    def __init__(self, path: Union[str, os.PathLike], vocab_only: bool = False):
+        self._handle = None
+        params = _ModelParams()
+        _lib.mistral_model_params_init(ctypes.byref(params))
+        params.vocab_only = 1 if vocab_only else 0
+        handle = ctypes.c_void_p()
+        _check(_lib.mistral_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)),
+               "mistral_model_load")
+        self._handle = handle
+        self.path = os.fspath(path)
+
+    def close(self) -> None:
+        if self._handle:
+            _lib.mistral_model_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def handle(self):
+        if not self._handle:
+            raise MistralError(ERR_INVALID_ARGUMENT, "the model is closed")
+        return self._handle
+
+    n_vocab = property(lambda self: _lib.mistral_model_n_vocab(self.handle))
+    n_ctx_train = property(lambda self: _lib.mistral_model_n_ctx_train(self.handle))
+    n_embd = property(lambda self: _lib.mistral_model_n_embd(self.handle))
+    n_layer = property(lambda self: _lib.mistral_model_n_layer(self.handle))
+    bos = property(lambda self: _lib.mistral_model_token_bos(self.handle))
+    eos = property(lambda self: _lib.mistral_model_token_eos(self.handle))
+    arch = property(lambda self: _lib.mistral_model_arch(self.handle).decode())
+    desc = property(lambda self: _lib.mistral_model_desc(self.handle).decode())
+
+    add_bos = property(lambda self: bool(_lib.mistral_model_add_bos(self.handle)))
+
+    def is_eog(self, token: int) -> bool:
+        return bool(_lib.mistral_model_token_is_eog(self.handle, token))
+
+    def tokenize(self, text: Union[str, bytes], add_bos: bool = False, special: bool = False) -> list:
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        flags = (TOKENIZE_ADD_BOS if add_bos else 0) | (TOKENIZE_PARSE_SPECIAL if special else 0)
+        n = ctypes.c_size_t(0)
+        capacity = len(data) + 2
+        buf = (ctypes.c_int32 * capacity)()
+        status = _lib.mistral_tokenize(self.handle, data, len(data), flags, buf, capacity, ctypes.byref(n))
+        if status == ERR_BUFFER_TOO_SMALL:
+            capacity = n.value
+            buf = (ctypes.c_int32 * capacity)()
+            status = _lib.mistral_tokenize(self.handle, data, len(data), flags, buf, capacity, ctypes.byref(n))
+        _check(status, "mistral_tokenize")
+        return list(buf[: n.value])
+
+    def detokenize_bytes(self, ids: Sequence[int], special: bool = False) -> bytes:
+        flags = DETOKENIZE_SPECIAL if special else 0
+        arr = _int_array(ids)
+        n = ctypes.c_size_t(0)
+        status = _lib.mistral_detokenize(self.handle, arr, len(ids), flags, None, 0, ctypes.byref(n))
+        if status not in (OK, ERR_BUFFER_TOO_SMALL):
+            _check(status, "mistral_detokenize")
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _check(_lib.mistral_detokenize(self.handle, arr, len(ids), flags, buf, n.value + 1, ctypes.byref(n)),
+               "mistral_detokenize")
+        return buf.raw[: n.value]
+
+    def detokenize(self, ids: Sequence[int], special: bool = False) -> str:
+        return self.detokenize_bytes(ids, special).decode("utf-8", "replace")
+
+    def token_to_piece(self, token: int, special: bool = False) -> bytes:
+        n = ctypes.c_size_t(0)
+        buf = ctypes.create_string_buffer(256)
+        status = _lib.mistral_token_to_piece(self.handle, token, DETOKENIZE_SPECIAL if special else 0, buf, 256,
+                                             ctypes.byref(n))
+        if status == ERR_BUFFER_TOO_SMALL:
+            buf = ctypes.create_string_buffer(n.value + 1)
+            status = _lib.mistral_token_to_piece(self.handle, token, DETOKENIZE_SPECIAL if special else 0, buf,
+                                                 n.value + 1, ctypes.byref(n))
+        _check(status, "mistral_token_to_piece")
+        return buf.raw[: n.value]
+
+
+# ---- Session -------------------------------------------------------------------------------------------------------
+class Session:
+    """KV cache + sampler state for one conversation. Use from one thread at a time."""
+
+    def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
+                 n_batch: Optional[int] = None):
+        self._handle = None
+        self.model = model  # keeps the model alive as long as the session
+        params = _SessionParams()
+        _lib.mistral_session_params_init(ctypes.byref(params))
+        params.n_ctx = n_ctx
+        params.n_threads = threads
+        if seed is not None:
+            params.seed = seed
+        if n_batch is not None:
+            params.n_batch = n_batch
+        handle = ctypes.c_void_p()
+        _check(_lib.mistral_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)),
+               "mistral_session_create")
+        self._handle = handle
+
+    def close(self) -> None:
+        if self._handle:
+            _lib.mistral_session_free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def handle(self):
+        if not self._handle:
+            raise MistralError(ERR_INVALID_ARGUMENT, "the session is closed")
+        return self._handle
+
+    n_past = property(lambda self: _lib.mistral_session_n_past(self.handle))
+    n_ctx = property(lambda self: _lib.mistral_session_n_ctx(self.handle))
+    last_stop_reason = property(lambda self: STOP_REASONS.get(_lib.mistral_session_last_stop_reason(self.handle)))
+    last_n_generated = property(lambda self: _lib.mistral_session_last_n_generated(self.handle))
+
+    def reset(self) -> None:
+        _check(_lib.mistral_session_reset(self.handle), "mistral_session_reset")
+
+    def truncate(self, n_keep: int) -> None:
+        _check(_lib.mistral_session_truncate(self.handle, n_keep), "mistral_session_truncate")
+
+    def eval(self, ids: Sequence[int], logits: bool = False):
+        """Appends tokens; with logits=True returns an (n, n_vocab) float32 numpy array (a flat list without numpy)."""
+        arr = _int_array(ids)
+        if not logits:
+            _check(_lib.mistral_eval(self.handle, arr, len(ids), None), "mistral_eval")
+            return None
+        vocab = self.model.n_vocab
+        try:
+            import numpy as np
+            out = np.empty((len(ids), vocab), dtype=np.float32)
+            ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        except ImportError:
+            out = (ctypes.c_float * (len(ids) * vocab))()
+            ptr = out
+        _check(_lib.mistral_eval(self.handle, arr, len(ids), ptr), "mistral_eval")
+        return out if not isinstance(out, ctypes.Array) else list(out)
+
+    def _prompt_ids(self, prompt, add_bos, special) -> list:
+        if isinstance(prompt, (str, bytes)):
+            if add_bos is None:
+                add_bos = self.n_past == 0 and self.model.add_bos
+            return self.model.tokenize(prompt, add_bos=add_bos, special=special)
+        return list(prompt)
+
+    def _params(self, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, stop,
+                ignore_eos, special_out):
+        p = _GenerateParams()
+        _lib.mistral_generate_params_init(ctypes.byref(p))
+        p.max_tokens, p.temperature, p.top_k, p.top_p, p.min_p = max_tokens, temperature, top_k, top_p, min_p
+        p.repeat_penalty, p.repeat_last_n, p.seed = repeat_penalty, repeat_last_n, seed
+        p.flags = (GENERATE_IGNORE_EOS if ignore_eos else 0) | (GENERATE_SPECIAL if special_out else 0)
+        stops = [s.encode("utf-8") for s in (stop or [])]
+        keep = (ctypes.c_char_p * max(len(stops), 1))(*stops)
+        p.stop = ctypes.cast(keep, ctypes.POINTER(ctypes.c_char_p)) if stops else None
+        p.n_stop = len(stops)
+        return p, keep
+
+    def generate(self, prompt: Union[str, bytes, Sequence[int]] = "", max_tokens: int = 256,
+                 temperature: float = 0.8, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05,
+                 repeat_penalty: float = 1.0, repeat_last_n: int = 64, seed: int = 0,
+                 stop: Optional[Sequence[str]] = None, ignore_eos: bool = False, special_out: bool = False,
+                 add_bos: Optional[bool] = None, special: bool = True,
+                 on_token: Optional[Callable[[str, int], Optional[bool]]] = None) -> str:
+        """Generates text after `prompt` (text, parsed for special tokens unless special=False, or token ids).
+
+        `on_token(piece, token)` is called with each piece of text; returning True stops generation. An exception
+        raised in it stops generation and is re-raised here. Returns the generated text. A full context ends
+        generation with MistralError(ERR_CONTEXT_FULL) carrying the text so far as `.text`."""
+        ids = self._prompt_ids(prompt, add_bos, special)
+        params, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
+                                    seed, stop, ignore_eos, special_out)
+        pieces: list = []
+        error: list = []
+
+        def trampoline(ptr, length, token, _ud):
+            try:
+                piece = ctypes.string_at(ptr, length).decode("utf-8")
+                pieces.append(piece)
+                if on_token is not None and on_token(piece, token):
+                    return 1
+                return 0
+            except BaseException as e:  # never let an exception unwind through C
+                error.append(e)
+                return 1
+
+        cb = _TOKEN_CALLBACK(trampoline)
+        arr = _int_array(ids)
+        status = _lib.mistral_generate(self.handle, arr, len(ids), ctypes.byref(params), cb, None)
+        del keep
+        if error:
+            raise error[0]
+        text = "".join(pieces)
+        if status == ERR_CANCELLED:
+            return text  # the caller's on_token asked to stop
+        if status != OK:
+            err = MistralError(status, (_lib.mistral_last_error() or b"").decode("utf-8", "replace"),
+                               "mistral_generate")
+            err.text = text
+            raise err
+        return text
+
+    def stream(self, prompt: Union[str, bytes, Sequence[int]] = "", **kwargs) -> Iterator[str]:
+        """Like generate(), but yields the pieces as they are produced. Closing the iterator early stops
+        generation (the tokens generated so far stay in the session)."""
+        q: "queue.Queue" = queue.Queue(maxsize=64)
+        stop_flag = threading.Event()
+        done = object()
+        outcome: list = []
+
+        def on_token(piece, _token):
+            if stop_flag.is_set():
+                return True
+            q.put(piece)
+            return False
+
+        def run():
+            try:
+                self.generate(prompt, on_token=on_token, **kwargs)
+            except BaseException as e:
+                outcome.append(e)
+            finally:
+                q.put(done)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    break
+                yield item
+        finally:
+            stop_flag.set()
+            while worker.is_alive():  # drain so the worker never blocks on a full queue
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
+        if outcome:
+            raise outcome[0]
+
