@@ -9,7 +9,7 @@ public struct ModelLoadOptions: Sendable {
 public final class Model: Sendable {
     public let path: String
     public let arch: String
-    public let tokenizer: BPETokenizer
+    public let tokenizer: any Tokenizer
     public let weights: LlamaWeights?
     public let summary: String
 
