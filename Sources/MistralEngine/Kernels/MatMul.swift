@@ -3,46 +3,34 @@
 // use SIMD16 FMA loops. Rows of W are split across the worker pool; each weight row is reused for all n
 // activation rows while it is in L1.
 
-/// Scratch for activations quantized to Q8 blocks: per block 32 int8 values, a scale d and s = d * Σq.
-public struct Q8Activations: @unchecked Sendable {  // owned by one session; written before workers read it
-    let qs: UnsafeMutablePointer<Int8>
-    let d: UnsafeMutablePointer<Float>
-    let s: UnsafeMutablePointer<Float>
-    let capacity: Int  // values
+/// One PreparedActivations per activation row of a batch, allocated once per session.
+public final class ActivationBatch: @unchecked Sendable {  // each row is written by one worker, then only read
+    let rows: UnsafeMutablePointer<PreparedActivations>
+    let count: Int
 
-    public init(capacity: Int) {
-        let c = (capacity + 31) / 32 * 32
-        qs = .allocate(capacity: c)
-        d = .allocate(capacity: c / 32)
-        s = .allocate(capacity: c / 32)
-        self.capacity = c
+    public init(rows count: Int, cols: Int) {
+        self.count = count
+        rows = .allocate(capacity: count)
+        for i in 0..<count { (rows + i).initialize(to: PreparedActivations(capacity: cols)) }
     }
 
-    public func deallocate() {
-        qs.deallocate()
-        d.deallocate()
-        s.deallocate()
+    deinit {
+        for i in 0..<count { rows[i].deallocate() }
+        rows.deinitialize(count: count)
+        rows.deallocate()
     }
+}
 
-    /// Quantizes n rows of `cols` floats (cols a multiple of 32).
-    func quantize(_ x: UnsafePointer<Float>, rows n: Int, cols: Int) {
-        let nb = n * cols / 32
-        for b in 0..<nb {
-            let src = x + b * 32
-            var amax: Float = 0
-            for j in 0..<32 { amax = max(amax, abs(src[j])) }
-            let scale = amax / 127
-            let inv: Float = scale > 0 ? 1 / scale : 0
-            let dst = qs + b * 32
-            var sum: Int32 = 0
-            for j in 0..<32 {
-                let q = Int32((src[j] * inv).rounded(.toNearestOrEven))
-                dst[j] = Int8(truncatingIfNeeded: q)
-                sum &+= q
-            }
-            d[b] = scale
-            s[b] = scale * Float(sum)
-        }
+/// One product of a matmul job: y[t * yStride + r] = (X · Wᵀ)[t, r].
+public struct MatMulTarget: @unchecked Sendable {  // y points into run state that only this job writes
+    let w: WeightMatrix
+    let y: UnsafeMutablePointer<Float>
+    let yStride: Int
+
+    public init(_ w: WeightMatrix, y: UnsafeMutablePointer<Float>, yStride: Int) {
+        self.w = w
+        self.y = y
+        self.yStride = yStride
     }
 }
 
@@ -53,118 +41,83 @@ struct MatMulArgs: @unchecked Sendable {
     let n: Int
     let y: UnsafeMutablePointer<Float>
     let yStride: Int
-    let q8: Q8Activations
+    let acts: ActivationBatch
 }
 
 public enum MatMul {
     /// y[t * yStride + r] = Σ_c W[r, c] · x[t * W.cols + c], for t in 0..<n and every row r of W.
     public static func multiply(_ w: WeightMatrix, x: UnsafePointer<Float>, n: Int,
                                 y: UnsafeMutablePointer<Float>, yStride: Int,
-                                q8: Q8Activations, pool: WorkerPool) {
-        let quantized = w.type == .q4_0 || w.type == .q4_1 || w.type == .q8_0
-        if quantized { q8.quantize(x, rows: n, cols: w.cols) }
-        let args = MatMulArgs(w: w, x: x, n: n, y: y, yStride: yStride, q8: q8)
+                                acts: ActivationBatch, pool: WorkerPool) {
+        multiply(MatMulTarget(w, y: y, yStride: yStride), nil, nil, x: x, n: n, acts: acts, pool: pool)
+    }
+
+    /// Up to three products of the same input (q/k/v, gate/up) in one dispatch: the input is quantized once and
+    /// the rows of all targets are split across the pool as one range.
+    public static func multiply(_ t0: MatMulTarget, _ t1: MatMulTarget?, _ t2: MatMulTarget?,
+                                x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, pool: WorkerPool) {
+        let cols = t0.w.cols
         let threads = pool.threadCount
-        pool.run { tid in
-            let rows = WorkerPool.range(of: args.w.rows, thread: tid, threads: threads, granularity: 16)
-            if rows.isEmpty { return }
-            switch args.w.type {
-            case .q4_0: rowsQ4_0(args, rows)
-            case .q4_1: rowsQ4_1(args, rows)
-            case .q8_0: rowsQ8_0(args, rows)
-            case .f32: rowsF32(args, rows)
-            case .f16: rowsF16(args, rows)
-            case .bf16: rowsBF16(args, rows)
-            default: break
-            }
-        }
-    }
-
-    // MARK: quantized weights x Q8 activations
-    // Each block's integer products are kept as 8 lanes and scaled into a SIMD8 float accumulator, so the loop over
-    // blocks has no scalar dependency chain; the horizontal sum happens once per row.
-
-    /// Σ_j lo/hi nibbles of 16 bytes times 32 int8 activations, as 8 lanes (lane j covers bytes j and j+8).
-    @inline(__always)
-    static func nibbleDot(_ qs: UnsafePointer<UInt8>, _ q: UnsafePointer<Int8>) -> SIMD8<Float> {
-        var v = SIMD8<Float>()
-        for j in 0..<8 {
-            let a = qs[j], b = qs[j + 8]
-            let s = Int32(a & 15) &* Int32(q[j]) &+ Int32(b & 15) &* Int32(q[j + 8])
-                &+ Int32(a >> 4) &* Int32(q[j + 16]) &+ Int32(b >> 4) &* Int32(q[j + 24])
-            v[j] = Float(s)
-        }
-        return v
-    }
-
-    static func rowsQ4_0(_ a: MatMulArgs, _ rows: Range<Int>) {
-        let nb = a.w.cols / 32
-        for r in rows {
-            let wr = a.w.row(r)
-            for t in 0..<a.n {
-                let qx = UnsafePointer(a.q8.qs + t * a.w.cols)
-                let dx = UnsafePointer(a.q8.d + t * nb)
-                let sx = UnsafePointer(a.q8.s + t * nb)
-                var acc = SIMD8<Float>()
-                var offset: Float = 0
-                for b in 0..<nb {
-                    let blk = wr + b * 18
-                    let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
-                    let qs = (blk + 2).assumingMemoryBound(to: UInt8.self)
-                    acc.addProduct(nibbleDot(qs, qx + b * 32), SIMD8(repeating: d * dx[b]))
-                    offset += d * sx[b]  // the -8 of every nibble: -8 · d · dx · Σq = -8 · d · sx
-                }
-                a.y[t * a.yStride + r] = acc.sum() - 8 * offset
-            }
-        }
-    }
-
-    static func rowsQ4_1(_ a: MatMulArgs, _ rows: Range<Int>) {
-        let nb = a.w.cols / 32
-        for r in rows {
-            let wr = a.w.row(r)
-            for t in 0..<a.n {
-                let qx = UnsafePointer(a.q8.qs + t * a.w.cols)
-                let dx = UnsafePointer(a.q8.d + t * nb)
-                let sx = UnsafePointer(a.q8.s + t * nb)
-                var acc = SIMD8<Float>()
-                var offset: Float = 0
-                for b in 0..<nb {
-                    let blk = wr + b * 20
-                    let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
-                    let m = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-                    let qs = (blk + 4).assumingMemoryBound(to: UInt8.self)
-                    acc.addProduct(nibbleDot(qs, qx + b * 32), SIMD8(repeating: d * dx[b]))
-                    offset += m * sx[b]
-                }
-                a.y[t * a.yStride + r] = acc.sum() + offset
-            }
-        }
-    }
-
-    static func rowsQ8_0(_ a: MatMulArgs, _ rows: Range<Int>) {
-        let nb = a.w.cols / 32
-        for r in rows {
-            let wr = a.w.row(r)
-            for t in 0..<a.n {
-                let qx = UnsafePointer(a.q8.qs + t * a.w.cols)
-                let dx = UnsafePointer(a.q8.d + t * nb)
-                var acc = SIMD8<Float>()
-                for b in 0..<nb {
-                    let blk = wr + b * 34
-                    let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
-                    let qs = (blk + 2).assumingMemoryBound(to: Int8.self)
-                    let q = qx + b * 32
-                    var v = SIMD8<Float>()
-                    for j in 0..<8 {
-                        let s = Int32(qs[j]) &* Int32(q[j]) &+ Int32(qs[j + 8]) &* Int32(q[j + 8])
-                            &+ Int32(qs[j + 16]) &* Int32(q[j + 16]) &+ Int32(qs[j + 24]) &* Int32(q[j + 24])
-                        v[j] = Float(s)
+        let needsQuantized = isQuantized(t0.w.type) || (t1.map { isQuantized($0.w.type) } ?? false)
+            || (t2.map { isQuantized($0.w.type) } ?? false)
+        if needsQuantized {
+            if n == 1 {
+                acts.rows[0].prepare(x: x, cols: cols)
+            } else {
+                pool.run { tid in
+                    for t in WorkerPool.range(of: n, thread: tid, threads: threads) {
+                        acts.rows[t].prepare(x: x + t * cols, cols: cols)
                     }
-                    acc.addProduct(v, SIMD8(repeating: d * dx[b]))
                 }
-                a.y[t * a.yStride + r] = acc.sum()
             }
+        }
+        let rows0 = t0.w.rows, rows1 = t1?.w.rows ?? 0, rows2 = t2?.w.rows ?? 0
+        pool.run { tid in
+            let all = WorkerPool.range(of: rows0 + rows1 + rows2, thread: tid, threads: threads, granularity: 16)
+            // map this thread's slice of the concatenated rows back onto each target
+            run(t0, base: 0, slice: all, x: x, n: n, acts: acts)
+            if let t1 { run(t1, base: rows0, slice: all, x: x, n: n, acts: acts) }
+            if let t2 { run(t2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts) }
+        }
+    }
+
+    /// Computes the rows of `target` that fall in `slice` of the concatenated rows (target starts at `base`).
+    @inline(__always)
+    static func run(_ target: MatMulTarget, base: Int, slice: Range<Int>, x: UnsafePointer<Float>, n: Int,
+                    acts: ActivationBatch) {
+        let lo = max(slice.lowerBound, base) - base, hi = min(slice.upperBound, base + target.w.rows) - base
+        guard lo < hi else { return }
+        let args = MatMulArgs(w: target.w, x: x, n: n, y: target.y, yStride: target.yStride, acts: acts)
+        switch target.w.type {
+        case .q4_0, .q4_1, .q8_0: rowsQuantized(args, lo..<hi)
+        case .f32: rowsF32(args, lo..<hi)
+        case .f16: rowsF16(args, lo..<hi)
+        case .bf16: rowsBF16(args, lo..<hi)
+        default: break
+        }
+    }
+
+    @inline(__always)
+    static func isQuantized(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q8_0 }
+
+    // MARK: quantized weights x prepared int8 activations
+
+    /// Tiles of 16 rows stay in L1 while every activation row of the batch passes over them.
+    static func rowsQuantized(_ a: MatMulArgs, _ rows: Range<Int>) {
+        let w = a.w
+        var lo = rows.lowerBound
+        while lo < rows.upperBound {
+            let tile = lo..<min(lo + 16, rows.upperBound)
+            for t in 0..<a.n {
+                let act = a.acts.rows[t]
+                let y = a.y + t * a.yStride + tile.lowerBound
+                switch w.type {
+                case .q4_0: dotRowsQ4_0(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols, act: act, y: y)
+                case .q4_1: dotRowsQ4_1(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols, act: act, y: y)
+                default: dotRowsQ8_0(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols, act: act, y: y)
+                }
+            }
+            lo = tile.upperBound
         }
     }
 

@@ -177,7 +177,7 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
     let scores: UnsafeMutablePointer<Float>
     let kCache, vCache: UnsafeMutablePointer<Float>
-    let q8: Q8Activations
+    let acts: ActivationBatch
     private var allocations: [UnsafeMutableRawPointer] = []
 
     init(config c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int) throws {
@@ -210,13 +210,12 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
             for p in list { free(p) }
             throw error
         }
-        q8 = Q8Activations(capacity: nBatch * max(c.nEmbd, c.nFF, c.qDim))
+        acts = ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim))
         allocations = list
     }
 
     deinit {
         for p in allocations { free(p) }
-        q8.deallocate()
     }
 }
 
@@ -272,9 +271,10 @@ extension LlamaWeights {
 
             // Attention block.
             for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.attnNorm, s.xb + t * d, d, eps: c.rmsEps) }
-            MatMul.multiply(layer.wq, x: s.xb, n: n, y: s.q, yStride: qDim, q8: s.q8, pool: pool)
-            MatMul.multiply(layer.wk, x: s.xb, n: n, y: kLayer + startPos * kvDim, yStride: kvDim, q8: s.q8, pool: pool)
-            MatMul.multiply(layer.wv, x: s.xb, n: n, y: vLayer + startPos * kvDim, yStride: kvDim, q8: s.q8, pool: pool)
+            MatMul.multiply(MatMulTarget(layer.wq, y: s.q, yStride: qDim),
+                            MatMulTarget(layer.wk, y: kLayer + startPos * kvDim, yStride: kvDim),
+                            MatMulTarget(layer.wv, y: vLayer + startPos * kvDim, yStride: kvDim),
+                            x: s.xb, n: n, acts: s.acts, pool: pool)
             for t in 0..<n {
                 let cosT = UnsafePointer(s.ropeCos + t * half), sinT = UnsafePointer(s.ropeSin + t * half)
                 for h in 0..<c.nHead {
@@ -286,15 +286,16 @@ extension LlamaWeights {
                 }
             }
             attention(AttentionArgs(state: s, kLayer: kLayer, vLayer: vLayer, n: n, startPos: startPos), pool: pool)
-            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, q8: s.q8, pool: pool)
+            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
             Ops.add(s.x, s.xb, n * d)
 
             // Feed-forward block.
             for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.ffnNorm, s.xb + t * d, d, eps: c.rmsEps) }
-            MatMul.multiply(layer.wGate, x: s.xb, n: n, y: s.hb, yStride: c.nFF, q8: s.q8, pool: pool)
-            MatMul.multiply(layer.wUp, x: s.xb, n: n, y: s.hb2, yStride: c.nFF, q8: s.q8, pool: pool)
+            MatMul.multiply(MatMulTarget(layer.wGate, y: s.hb, yStride: c.nFF),
+                            MatMulTarget(layer.wUp, y: s.hb2, yStride: c.nFF), nil,
+                            x: s.xb, n: n, acts: s.acts, pool: pool)
             Ops.swiGLU(s.hb, s.hb2, n * c.nFF)
-            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, q8: s.q8, pool: pool)
+            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
             Ops.add(s.x, s.xb, n * d)
         }
 
@@ -304,10 +305,10 @@ extension LlamaWeights {
             break
         case .last:
             Ops.rmsNorm(s.x + (n - 1) * d, outputNorm, s.xb, d, eps: c.rmsEps)
-            MatMul.multiply(output, x: s.xb, n: 1, y: s.logits, yStride: c.nVocab, q8: s.q8, pool: pool)
+            MatMul.multiply(output, x: s.xb, n: 1, y: s.logits, yStride: c.nVocab, acts: s.acts, pool: pool)
         case .all(let out):
             for t in 0..<n { Ops.rmsNorm(s.x + t * d, outputNorm, s.xb + t * d, d, eps: c.rmsEps) }
-            MatMul.multiply(output, x: s.xb, n: n, y: out, yStride: c.nVocab, q8: s.q8, pool: pool)
+            MatMul.multiply(output, x: s.xb, n: n, y: out, yStride: c.nVocab, acts: s.acts, pool: pool)
             (s.logits).update(from: out + (n - 1) * c.nVocab, count: c.nVocab)
         }
     }
