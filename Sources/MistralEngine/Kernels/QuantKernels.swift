@@ -74,7 +74,7 @@ public struct PreparedActivations: @unchecked Sendable {  // written by one thre
         d = amax / 127
         let id: Float = d != 0 ? 1 / d : 0
         for j in 0..<32 {
-          let v = Int16((x[b * 32 + j] * id).rounded())
+          let v = Int16(clampedInt(x[b * 32 + j] * id, 127))
           q[j] = v
           sum += Int(v)
         }

@@ -77,6 +77,73 @@ public struct LlamaConfig: Sendable {
 
 // MARK: - Weights
 
+/// Checkpoint keys of the decoder's tensors in each layout this engine reads.
+public struct LlamaTensorNames: Sendable {
+    public enum Role: Sendable { case attnNorm, wq, wk, wv, wo, ffnNorm, gate, up, down }
+    let tokenEmbedding: String
+    let outputNorm: String
+    let output: [String]  // the first present wins; none present means tied to the embedding
+    let layer: @Sendable (Int, Role) -> String
+
+    /// llama.cpp's GGUF names.
+    public static let gguf = LlamaTensorNames(
+        tokenEmbedding: "token_embd.weight", outputNorm: "output_norm.weight", output: ["output.weight"]
+    ) { l, role in
+        let n: String
+        switch role {
+        case .attnNorm: n = "attn_norm"
+        case .wq: n = "attn_q"
+        case .wk: n = "attn_k"
+        case .wv: n = "attn_v"
+        case .wo: n = "attn_output"
+        case .ffnNorm: n = "ffn_norm"
+        case .gate: n = "ffn_gate"
+        case .up: n = "ffn_up"
+        case .down: n = "ffn_down"
+        }
+        return "blk.\(l).\(n).weight"
+    }
+
+    /// Hugging Face transformers names under `prefix` ("model.", "language_model.model.", "model.language_model.").
+    public static func huggingFace(prefix: String, lmHead: [String]) -> LlamaTensorNames {
+        LlamaTensorNames(tokenEmbedding: prefix + "embed_tokens.weight", outputNorm: prefix + "norm.weight",
+                         output: lmHead) { l, role in
+            let n: String
+            switch role {
+            case .attnNorm: n = "input_layernorm"
+            case .wq: n = "self_attn.q_proj"
+            case .wk: n = "self_attn.k_proj"
+            case .wv: n = "self_attn.v_proj"
+            case .wo: n = "self_attn.o_proj"
+            case .ffnNorm: n = "post_attention_layernorm"
+            case .gate: n = "mlp.gate_proj"
+            case .up: n = "mlp.up_proj"
+            case .down: n = "mlp.down_proj"
+            }
+            return "\(prefix)layers.\(l).\(n).weight"
+        }
+    }
+
+    /// Mistral's native consolidated.safetensors names.
+    public static let native = LlamaTensorNames(
+        tokenEmbedding: "tok_embeddings.weight", outputNorm: "norm.weight", output: ["output.weight"]
+    ) { l, role in
+        let n: String
+        switch role {
+        case .attnNorm: n = "attention_norm"
+        case .wq: n = "attention.wq"
+        case .wk: n = "attention.wk"
+        case .wv: n = "attention.wv"
+        case .wo: n = "attention.wo"
+        case .ffnNorm: n = "ffn_norm"
+        case .gate: n = "feed_forward.w1"
+        case .up: n = "feed_forward.w3"
+        case .down: n = "feed_forward.w2"
+        }
+        return "layers.\(l).\(n).weight"
+    }
+}
+
 public struct LlamaLayerWeights: @unchecked Sendable {  // pointers into memory owned by LlamaWeights
     let attnNorm: UnsafePointer<Float>
     let wq, wk, wv, wo: WeightMatrix
@@ -91,14 +158,21 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
     let outputNorm: UnsafePointer<Float>
     let output: WeightMatrix
     let ropeFreqFactors: UnsafePointer<Float>?
-    private let ownedVectors: UnsafeMutablePointer<Float>
-    private let keepAlive: AnyObject
+    /// Bytes of weights converted at load time (held in `owned`), 0 when used in place.
+    public let convertedBytes: Int
+    private var owned: [UnsafeMutableRawPointer] = []
+    private let keepAlive: [AnyObject]
 
-    /// Binds the tensors of a GGUF file, checking every shape against the config.
-    public init(gguf g: GGUFFile, config c: LlamaConfig) throws {
-        keepAlive = g
-        func tensor(_ name: String) throws -> GGUFTensorInfo {
-            guard let t = g.tensors[name] else { throw MistralError.format("tensor '\(name)' is missing") }
+    /// Binds the tensors, checking every shape against the config. `convertTo` (.q8_0 or .q4_0) re-quantizes
+    /// float matrices into owned memory so a bf16 checkpoint fits in less; quantized ones are used as they are.
+    public init(tensors: [String: TensorRef], names: LlamaTensorNames, config c: LlamaConfig,
+                keepAlive: [AnyObject], convertTo: GGMLType? = nil) throws {
+        self.keepAlive = keepAlive
+        var owned: [UnsafeMutableRawPointer] = []
+        var converted = 0
+        func release() { for p in owned { free(p) } }
+        func tensor(_ name: String) throws -> TensorRef {
+            guard let t = tensors[name] else { throw MistralError.format("tensor '\(name)' is missing") }
             return t
         }
         func matrix(_ name: String, cols: Int, rows: Int) throws -> WeightMatrix {
@@ -106,63 +180,78 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             guard t.shape.count == 2, t.shape[0] == cols, t.shape[1] == rows else {
                 throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(cols), \(rows)]")
             }
-            return try WeightMatrix(data: g.data(t), type: t.type, rows: rows, cols: cols)
-        }
-        // All 1-D vectors (norms, rope factors) are converted to f32 into one owned allocation.
-        var vectorNames: [(String, Int)] = [("output_norm.weight", c.nEmbd)]
-        for l in 0..<c.nLayer {
-            vectorNames.append(("blk.\(l).attn_norm.weight", c.nEmbd))
-            vectorNames.append(("blk.\(l).ffn_norm.weight", c.nEmbd))
-        }
-        let hasFactors = g.tensors["rope_freqs.weight"] != nil
-        if hasFactors { vectorNames.append(("rope_freqs.weight", c.rotDim / 2)) }
-        let total = vectorNames.reduce(0) { $0 + $1.1 }
-        let owned = try allocateZeroed(Float.self, count: total, what: "norm weights")
-        ownedVectors = owned
-        var offsets: [String: UnsafePointer<Float>] = [:]
-        var cursor = 0
-        do {
-            for (name, n) in vectorNames {
-                let t = try tensor(name)
-                guard t.shape == [n] else {
-                    throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(n)]")
-                }
-                guard [.f32, .f16, .bf16].contains(t.type) else {
-                    throw MistralError.unsupported("tensor '\(name)' has type \(t.type.name); vectors must be F32/F16/BF16")
-                }
-                let m = try WeightMatrix(data: g.data(t), type: t.type, rows: 1, cols: n)
-                m.dequantizeRow(0, into: owned + cursor)
-                offsets[name] = UnsafePointer(owned + cursor)
-                cursor += n
+            let m = try WeightMatrix(data: t.data, type: t.type, rows: rows, cols: cols)
+            guard let target = convertTo, [.f32, .f16, .bf16].contains(t.type), cols % 32 == 0,
+                  let rowBytes = target.rowBytes(cols) else { return m }
+            let dst = try allocateZeroed(UInt8.self, count: rows * rowBytes, what: "converted '\(name)'")
+            owned.append(UnsafeMutableRawPointer(dst))
+            let row = try allocateZeroed(Float.self, count: cols, what: "conversion row")
+            defer { free(row) }
+            for r in 0..<rows {
+                m.dequantizeRow(r, into: row)
+                if target == .q8_0 { Quantize.rowQ8_0(row, cols, dst + r * rowBytes) }
+                else { Quantize.rowQ4_0(row, cols, dst + r * rowBytes) }
             }
-            tokenEmbedding = try matrix("token_embd.weight", cols: c.nEmbd, rows: c.nVocab)
-            output = g.tensors["output.weight"] != nil
-                ? try matrix("output.weight", cols: c.nEmbd, rows: c.nVocab) : tokenEmbedding
+            converted += rows * rowBytes
+            return try WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols)
+        }
+        func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
+            let t = try tensor(name)
+            guard t.shape == [n] else { throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(n)]") }
+            guard [.f32, .f16, .bf16].contains(t.type) else {
+                throw MistralError.unsupported("tensor '\(name)' has type \(t.type.name); vectors must be F32/F16/BF16")
+            }
+            let out = try allocateZeroed(Float.self, count: n, what: "'\(name)'")
+            owned.append(UnsafeMutableRawPointer(out))
+            try WeightMatrix(data: t.data, type: t.type, rows: 1, cols: n).dequantizeRow(0, into: out)
+            return UnsafePointer(out)
+        }
+        do {
+            if let convertTo, convertTo != .q8_0, convertTo != .q4_0 {
+                throw MistralError.unsupported("load-time conversion to \(convertTo.name) (supported: Q8_0, Q4_0)")
+            }
+            outputNorm = try vector(names.outputNorm, c.nEmbd)
+            ropeFreqFactors = tensors["rope_freqs.weight"] != nil ? try vector("rope_freqs.weight", c.rotDim / 2) : nil
+            tokenEmbedding = try matrix(names.tokenEmbedding, cols: c.nEmbd, rows: c.nVocab)
+            if let outName = names.output.first(where: { tensors[$0] != nil }) {
+                output = try matrix(outName, cols: c.nEmbd, rows: c.nVocab)
+            } else {
+                output = tokenEmbedding
+            }
             var layers: [LlamaLayerWeights] = []
             for l in 0..<c.nLayer {
-                let p = "blk.\(l)."
+                let key = { (role: LlamaTensorNames.Role) in names.layer(l, role) }
                 layers.append(LlamaLayerWeights(
-                    attnNorm: offsets[p + "attn_norm.weight"]!,
-                    wq: try matrix(p + "attn_q.weight", cols: c.nEmbd, rows: c.qDim),
-                    wk: try matrix(p + "attn_k.weight", cols: c.nEmbd, rows: c.kvDim),
-                    wv: try matrix(p + "attn_v.weight", cols: c.nEmbd, rows: c.kvDim),
-                    wo: try matrix(p + "attn_output.weight", cols: c.qDim, rows: c.nEmbd),
-                    ffnNorm: offsets[p + "ffn_norm.weight"]!,
-                    wGate: try matrix(p + "ffn_gate.weight", cols: c.nEmbd, rows: c.nFF),
-                    wUp: try matrix(p + "ffn_up.weight", cols: c.nEmbd, rows: c.nFF),
-                    wDown: try matrix(p + "ffn_down.weight", cols: c.nFF, rows: c.nEmbd)))
+                    attnNorm: try vector(key(.attnNorm), c.nEmbd),
+                    wq: try matrix(key(.wq), cols: c.nEmbd, rows: c.qDim),
+                    wk: try matrix(key(.wk), cols: c.nEmbd, rows: c.kvDim),
+                    wv: try matrix(key(.wv), cols: c.nEmbd, rows: c.kvDim),
+                    wo: try matrix(key(.wo), cols: c.qDim, rows: c.nEmbd),
+                    ffnNorm: try vector(key(.ffnNorm), c.nEmbd),
+                    wGate: try matrix(key(.gate), cols: c.nEmbd, rows: c.nFF),
+                    wUp: try matrix(key(.up), cols: c.nEmbd, rows: c.nFF),
+                    wDown: try matrix(key(.down), cols: c.nFF, rows: c.nEmbd)))
             }
             self.layers = layers
         } catch {
-            owned.deallocate()
+            release()
             throw error
         }
-        outputNorm = offsets["output_norm.weight"]!
-        ropeFreqFactors = hasFactors ? offsets["rope_freqs.weight"] : nil
+        self.owned = owned
+        convertedBytes = converted
         config = c
     }
 
-    deinit { free(ownedVectors) }
+    /// Binds a GGUF file's tensors (llama.cpp names).
+    public convenience init(gguf g: GGUFFile, config: LlamaConfig, convertTo: GGMLType? = nil) throws {
+        var refs: [String: TensorRef] = [:]
+        for (name, t) in g.tensors {
+            refs[name] = TensorRef(name: name, shape: t.shape, type: t.type, data: g.data(t), byteCount: t.byteCount)
+        }
+        try self.init(tensors: refs, names: .gguf, config: config, keepAlive: [g], convertTo: convertTo)
+    }
+
+    deinit { for p in owned { free(p) } }
 }
 
 // MARK: - Run state
