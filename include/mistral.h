@@ -85,14 +85,24 @@ MISTRAL_API void mistral_log_set(mistral_log_callback callback, int32_t level, v
 
 typedef struct mistral_model mistral_model;
 
+#define MISTRAL_WEIGHTS_AS_STORED 0 /* use the file's weight types as they are */
+#define MISTRAL_WEIGHTS_Q8_0 8      /* re-quantize float (F32/F16/BF16) matrices to Q8_0 while loading */
+#define MISTRAL_WEIGHTS_Q4_0 2      /* ... to Q4_0 */
+
 typedef struct mistral_model_params {
-    size_t struct_size;  /* sizeof(mistral_model_params), set by mistral_model_params_init */
-    int32_t vocab_only;  /* nonzero: load only the tokenizer (no weights); eval/generate then fail. Default 0 */
+    size_t struct_size;         /* sizeof(mistral_model_params), set by mistral_model_params_init */
+    int32_t vocab_only;         /* nonzero: load only the tokenizer (no weights); sessions then fail. Default 0 */
+    int32_t weight_type;        /* MISTRAL_WEIGHTS_*. Default MISTRAL_WEIGHTS_AS_STORED */
+    const char *tokenizer_path; /* a tekken.json to use instead of the model's own tokenizer; NULL = default.
+                                   Copied during the call. */
 } mistral_model_params;
 
 MISTRAL_API void mistral_model_params_init(mistral_model_params *params);
 
-/* Loads a GGUF model file (weights are memory-mapped, not copied). On success stores a new handle in *out_model,
+/* Loads a model: a GGUF file (arch llama/mistral/mistral3), a Hugging Face folder (config.json + model.safetensors or
+ * sharded model-*.safetensors with model.safetensors.index.json, tekken.json), Mistral's native folder (params.json +
+ * consolidated.safetensors + tekken.json), or a lone tekken.json (tokenizer only). Weights are memory-mapped, not
+ * copied, unless params->weight_type asks for a conversion. On success stores a new handle in *out_model,
  * to be released with mistral_model_free. On failure *out_model is set to NULL. */
 MISTRAL_API mistral_status mistral_model_load(const char *path, const mistral_model_params *params,
                                               mistral_model **out_model);
@@ -139,6 +149,33 @@ MISTRAL_API mistral_status mistral_detokenize(const mistral_model *model, const 
 MISTRAL_API mistral_status mistral_token_to_piece(const mistral_model *model, int32_t token, uint32_t flags,
                                                   char *text, size_t capacity, size_t *n_bytes);
 
+/* ---- Chat ---------------------------------------------------------------------------------------------- */
+
+typedef struct mistral_image mistral_image; /* images in chat messages: reserved for the vision API */
+
+typedef struct mistral_chat_message {
+    const char *role;              /* "system", "user" or "assistant" */
+    const char *content;           /* UTF-8 text; rendered as plain text (control-token texts in it stay text) */
+    const mistral_image *const *images; /* reserved: must be NULL / 0 in this version */
+    size_t n_images;
+} mistral_chat_message;
+
+#define MISTRAL_CHAT_ADD_GENERATION_PROMPT 1u /* end with what starts the assistant's reply */
+
+/* The model's chat template, "mistral-v7" (Tekken / Mistral Small 3.1) or "chatml", or NULL when its GGUF
+ * template is not recognised. Static storage. */
+MISTRAL_API const char *mistral_model_chat_template(const mistral_model *model);
+
+/* Renders a conversation to token ids with `template_name` ("mistral-v7", "chatml") or, when NULL, the model's own
+ * template, exactly as mistral-common renders V7. Buffer rules as mistral_tokenize. Returns MISTRAL_ERR_UNSUPPORTED
+ * when the model's template is not recognised (render the prompt yourself and use mistral_tokenize with
+ * MISTRAL_TOKENIZE_PARSE_SPECIAL, or pass a template name), MISTRAL_ERR_INVALID_ARGUMENT for an invalid
+ * conversation (unknown role, bad order, invalid UTF-8). */
+MISTRAL_API mistral_status mistral_chat_tokenize(const mistral_model *model, const char *template_name,
+                                                 const mistral_chat_message *messages, size_t n_messages,
+                                                 uint32_t flags, int32_t *tokens, size_t capacity,
+                                                 size_t *n_tokens);
+
 /* ---- Session (KV cache + sampler state) ---------------------------------------------------------------- */
 
 typedef struct mistral_session mistral_session;
@@ -181,6 +218,8 @@ typedef int (*mistral_token_callback)(const char *piece, size_t len, int32_t tok
 
 #define MISTRAL_GENERATE_IGNORE_EOS 1u  /* never stop at end-of-generation tokens (they are banned) */
 #define MISTRAL_GENERATE_SPECIAL 2u     /* pass control tokens' text to the callback (else they give no text) */
+#define MISTRAL_GENERATE_REUSE_PREFIX 4u /* `prompt` is the whole context from position 0: the session keeps the
+                                            longest prefix it already holds and evaluates only the rest */
 
 typedef struct mistral_generate_params {
     size_t struct_size;     /* sizeof(mistral_generate_params), set by mistral_generate_params_init */

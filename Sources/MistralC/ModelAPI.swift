@@ -6,7 +6,8 @@ import MistralEngine
 @_cdecl("mistral_model_params_init")
 public func mistral_model_params_init(_ params: UnsafeMutablePointer<mistral_model_params>?) {
     guard let params else { return }
-    params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0)
+    params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0,
+                                          weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil)
 }
 
 @_cdecl("mistral_model_load")
@@ -19,7 +20,15 @@ public func mistral_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
         var defaults = mistral_model_params()
         mistral_model_params_init(&defaults)
         let p = try readParams(params, defaults: defaults, name: "mistral_model_params")
-        let model = try Model(path: path, options: ModelLoadOptions(vocabOnly: p.vocab_only != 0))
+        var options = ModelLoadOptions(vocabOnly: p.vocab_only != 0)
+        options.tokenizerPath = p.tokenizer_path.map { String(cString: $0) }
+        switch p.weight_type {
+        case MISTRAL_WEIGHTS_AS_STORED: break
+        case MISTRAL_WEIGHTS_Q8_0: options.convertTo = .q8_0
+        case MISTRAL_WEIGHTS_Q4_0: options.convertTo = .q4_0
+        default: throw invalid("weight_type \(p.weight_type) is not one of MISTRAL_WEIGHTS_*")
+        }
+        let model = try Model(path: path, options: options)
         out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(model)).toOpaque())
     }
 }

@@ -97,6 +97,7 @@ func generateOptions(_ p: mistral_generate_params) throws -> GenerateOptions {
     o.seed = p.seed
     o.ignoreEOS = p.flags & MISTRAL_GENERATE_IGNORE_EOS != 0
     o.emitSpecial = p.flags & MISTRAL_GENERATE_SPECIAL != 0
+    o.reusePrefix = p.flags & MISTRAL_GENERATE_REUSE_PREFIX != 0
     guard p.n_stop <= 64 else { throw invalid("at most 64 stop strings, got \(p.n_stop)") }
     if p.n_stop > 0 {
         let stops = try require(p.stop, "stop")

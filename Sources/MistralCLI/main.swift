@@ -1,6 +1,7 @@
 // mistral-cli: generate text, tokenize, and measure speed with libmistral's engine.
 //   mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX] [--top-k K]
 //                        [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ignore-eos] [--no-special]
+//   mistral-cli chat -m MODEL [--system TEXT] [--template NAME]
 //   mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
 //   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
 import Glibc
@@ -14,9 +15,13 @@ func usage() -> String {
       mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX]
                            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]...
                            [--ignore-eos] [--no-special]
+      mistral-cli chat -m MODEL [--system TEXT] [--template mistral-v7|chatml] [-n N] [--temp T] [-t THREADS] ...
       mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
       mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
-    Prompts are parsed for special tokens (e.g. <|im_start|>) unless --no-special is given.
+    MODEL: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenize only).
+    Loading: --tokenizer tekken.json, --weights q8_0|q4_0 (re-quantize float weights while loading).
+    generate prompts are parsed for special tokens (e.g. <|im_start|>) unless --no-special is given; chat renders
+    the model's chat template (Mistral V7 defaults to temperature 0.15) and keeps the conversation in the session.
     """
 }
 
@@ -74,7 +79,15 @@ func now() -> Double {
 
 func loadModel(_ a: Arguments) throws -> Model {
     guard let path = a.string("-m", "--model") else { throw UsageError(message: "missing -m MODEL") }
-    return try Model(path: path)
+    var o = ModelLoadOptions()
+    o.tokenizerPath = a.string("--tokenizer")
+    switch a.string("--weights")?.lowercased() {
+    case nil: break
+    case "q8_0": o.convertTo = .q8_0
+    case "q4_0": o.convertTo = .q4_0
+    case let w?: throw UsageError(message: "--weights takes q8_0 or q4_0, not '\(w)'")
+    }
+    return try Model(path: path, options: o)
 }
 
 func sessionOptions(_ a: Arguments) throws -> SessionOptions {
@@ -85,15 +98,10 @@ func sessionOptions(_ a: Arguments) throws -> SessionOptions {
     return o
 }
 
-func runGenerate(_ a: Arguments) throws {
-    let model = try loadModel(a)
-    guard let prompt = a.string("-p", "--prompt") else { throw UsageError(message: "missing -p PROMPT") }
-    let special = !a.switches.contains("--no-special")
-    let ids = model.tokenizer.tokenize(prompt, addBos: model.tokenizer.addBosByDefault, parseSpecial: special)
-    let session = try Session(model: model, options: try sessionOptions(a))
+func generateOptions(_ a: Arguments, defaultTemperature: Float) throws -> GenerateOptions {
     var o = GenerateOptions()
     o.maxTokens = try a.number("-n", "--n-predict", default: 256)
-    o.sampling.temperature = try a.number("--temp", default: o.sampling.temperature)
+    o.sampling.temperature = try a.number("--temp", default: defaultTemperature)
     o.sampling.topK = try a.number("--top-k", default: o.sampling.topK)
     o.sampling.topP = try a.number("--top-p", default: o.sampling.topP)
     o.sampling.minP = try a.number("--min-p", default: o.sampling.minP)
@@ -101,6 +109,16 @@ func runGenerate(_ a: Arguments) throws {
     o.seed = try a.number("--seed", default: 0)
     o.stopStrings = a.values["--stop"] ?? []
     o.ignoreEOS = a.switches.contains("--ignore-eos")
+    return o
+}
+
+func runGenerate(_ a: Arguments) throws {
+    let model = try loadModel(a)
+    guard let prompt = a.string("-p", "--prompt") else { throw UsageError(message: "missing -p PROMPT") }
+    let special = !a.switches.contains("--no-special")
+    let ids = model.tokenizer.tokenize(prompt, addBos: model.tokenizer.addBosByDefault, parseSpecial: special)
+    let session = try Session(model: model, options: try sessionOptions(a))
+    let o = try generateOptions(a, defaultTemperature: SamplingParams().temperature)
     do {
         try session.generate(prompt: ids, options: o) { text, _ in
             writeOut(text)
@@ -112,6 +130,58 @@ func runGenerate(_ a: Arguments) throws {
         return
     }
     writeOut(Array("\n".utf8))
+}
+
+/// Interactive chat: each line on stdin is a user turn; the answer streams to stdout. The whole conversation is
+/// re-rendered every turn, and the session evaluates only what it does not already hold.
+func runChat(_ a: Arguments) throws {
+    let model = try loadModel(a)
+    let template: ChatTemplate
+    if let name = a.string("--template") {
+        guard let t = ChatTemplate(name: name) else { throw UsageError(message: "unknown --template '\(name)'") }
+        template = t
+    } else {
+        guard let t = model.chatTemplate else {
+            throw UsageError(message: "the model's chat template is not recognised; pass --template mistral-v7|chatml")
+        }
+        template = t
+    }
+    let session = try Session(model: model, options: try sessionOptions(a))
+    var o = try generateOptions(a, defaultTemperature: template.recommendedTemperature)
+    o.reusePrefix = true
+    var messages: [ChatMessage] = []
+    if let system = a.string("--system") { messages.append(ChatMessage(role: "system", content: system)) }
+    while true {
+        write(2, Array("> ".utf8))
+        guard let line = readLine(strippingNewline: true) else { break }
+        if line.trimmingCharacters(in: " \t") == "" { continue }
+        messages.append(ChatMessage(role: "user", content: line))
+        let ids = try template.render(messages, tokenizer: model.tokenizer, addGenerationPrompt: true)
+        var answer: [UInt8] = []
+        do {
+            try session.generate(prompt: ids, options: o) { text, _ in
+                answer += text
+                writeOut(text)
+                return true
+            }
+        } catch let e as MistralError where e.status == .contextFull {
+            printErr("\n[context full: starting a new conversation]")
+            session.reset()
+            messages.removeAll()
+            continue
+        }
+        writeOut(Array("\n".utf8))
+        messages.append(ChatMessage(role: "assistant", content: String(decoding: answer, as: UTF8.self)))
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let c = s.first, set.contains(c) { s.removeFirst() }
+        while let c = s.last, set.contains(c) { s.removeLast() }
+        return String(s)
+    }
 }
 
 func runTokenize(_ a: Arguments) throws {
@@ -164,6 +234,7 @@ do {
     switch argv[1] {
     case "generate": try runGenerate(args)
     case "tokenize": try runTokenize(args)
+    case "chat": try runChat(args)
     case "bench": try runBench(args)
     case "-h", "--help", "help": writeOut(Array((usage() + "\n").utf8))
     default: throw UsageError(message: "unknown command '\(argv[1])'")

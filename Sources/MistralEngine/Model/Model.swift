@@ -22,6 +22,8 @@ public final class Model: Sendable {
     public let tokenizer: any Tokenizer
     public let weights: LlamaWeights?
     public let summary: String
+    /// The chat format this model was trained with, when recognised.
+    public let chatTemplate: ChatTemplate?
 
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
         self.path = path
@@ -31,6 +33,8 @@ public final class Model: Sendable {
             let gguf = try GGUFFile(file: MappedFile(path: p))
             format = "gguf"
             tokenizer = try explicitTokenizer ?? BPETokenizer.fromGGUF(gguf)
+            chatTemplate = explicitTokenizer != nil ? .mistralV7
+                : (try gguf.string("tokenizer.chat_template")).flatMap { ChatTemplate.detect(jinja: $0) }
             if o.vocabOnly {
                 arch = try gguf.string("general.architecture") ?? "unknown"
                 weights = nil
@@ -42,6 +46,7 @@ public final class Model: Sendable {
         case .huggingFace(let folder):
             format = "huggingface"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
+            chatTemplate = .mistralV7
             let config = try LlamaConfig.fromHuggingFace(readJSONFile(folder + "/config.json"))
             arch = config.arch
             if o.vocabOnly {
@@ -54,6 +59,7 @@ public final class Model: Sendable {
         case .native(let folder):
             format = "native"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
+            chatTemplate = .mistralV7
             let config = try LlamaConfig.fromNative(readJSONFile(folder + "/params.json"))
             arch = config.arch
             if o.vocabOnly {
@@ -66,6 +72,7 @@ public final class Model: Sendable {
         case .tekkenJSON(let p):
             format = "tekken"
             tokenizer = try explicitTokenizer ?? TekkenTokenizer.load(path: p)
+            chatTemplate = .mistralV7
             arch = "tokenizer"
             weights = nil
         }

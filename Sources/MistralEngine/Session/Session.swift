@@ -16,6 +16,9 @@ public struct GenerateOptions: Sendable {
     public var stopStrings: [String] = []
     public var ignoreEOS = false
     public var emitSpecial = false
+    /// The prompt is the whole context from position 0: keep the longest prefix the session already holds and
+    /// evaluate only the rest (how a chat continues without recomputing earlier turns).
+    public var reusePrefix = false
     public init() {}
 }
 
@@ -118,6 +121,19 @@ public final class Session {
         try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut) }
     }
 
+    /// Truncates the context to its longest common prefix with `full` and returns what remains to evaluate
+    /// (at least one token, so the next-token logits are fresh).
+    func keepCommonPrefix(_ full: [Int32]) throws -> [Int32] {
+        guard full.count <= nCtx else {
+            throw MistralError(.contextFull, "prompt of \(full.count) tokens exceeds n_ctx \(nCtx)")
+        }
+        var common = 0
+        while common < history.count && common < full.count && history[common] == full[common] { common += 1 }
+        if common == full.count && common > 0 { common -= 1 }
+        try truncate(to: common)
+        return Array(full[common...])
+    }
+
     /// Logits after the last evaluated token (valid after eval/generate).
     public func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R? {
         guard logitsValid else { return nil }
@@ -131,6 +147,10 @@ public final class Session {
                          onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
         lastStopReason = .none
         lastGenerated = 0
+        var prompt = prompt
+        if o.reusePrefix {
+            prompt = try keepCommonPrefix(prompt)
+        }
         if !prompt.isEmpty {
             try eval(prompt)
         } else if !logitsValid {

@@ -55,7 +55,18 @@ class MistralError(Exception):
 
 # ---- structs (must match mistral.h) ----------------------------------------------------------------------------
 class _ModelParams(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("vocab_only", ctypes.c_int32)]
+    _fields_ = [("struct_size", ctypes.c_size_t), ("vocab_only", ctypes.c_int32), ("weight_type", ctypes.c_int32),
+                ("tokenizer_path", ctypes.c_char_p)]
+
+
+class _ChatMessage(ctypes.Structure):
+    _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p), ("images", ctypes.c_void_p),
+                ("n_images", ctypes.c_size_t)]
+
+
+WEIGHT_TYPES = {None: 0, "as_stored": 0, "q8_0": 8, "q4_0": 2}
+CHAT_ADD_GENERATION_PROMPT = 1
+GENERATE_REUSE_PREFIX = 4
 
 
 class _SessionParams(ctypes.Structure):
@@ -129,6 +140,9 @@ _signatures = {
     "mistral_model_token_is_eog": ([_P, ctypes.c_int32], ctypes.c_int32),
     "mistral_model_arch": ([_P], ctypes.c_char_p),
     "mistral_model_desc": ([_P], ctypes.c_char_p),
+    "mistral_model_chat_template": ([_P], ctypes.c_char_p),
+    "mistral_chat_tokenize": ([_P, ctypes.c_char_p, ctypes.POINTER(_ChatMessage), _sz, ctypes.c_uint32, _i32p, _sz,
+                               _szp], ctypes.c_int32),
     "mistral_tokenize": ([_P, ctypes.c_char_p, _sz, ctypes.c_uint32, _i32p, _sz, _szp], ctypes.c_int32),
     "mistral_detokenize": ([_P, _i32p, _sz, ctypes.c_uint32, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
     "mistral_token_to_piece": ([_P, ctypes.c_int32, ctypes.c_uint32, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
@@ -189,11 +203,18 @@ def _int_array(ids: Sequence[int]):
 class Model:
     """Weights + tokenizer. Immutable after loading; may be shared by sessions on several threads."""
 
-    def __init__(self, path: Union[str, os.PathLike], vocab_only: bool = False):
+    def __init__(self, path: Union[str, os.PathLike], vocab_only: bool = False,
+                 tokenizer_path: Optional[Union[str, os.PathLike]] = None, weight_type: Optional[str] = None):
+        """path: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenizer only).
+        weight_type: None (as stored), "q8_0" or "q4_0" to re-quantize float weights while loading."""
         self._handle = None
         params = _ModelParams()
         _lib.mistral_model_params_init(ctypes.byref(params))
         params.vocab_only = 1 if vocab_only else 0
+        if weight_type not in WEIGHT_TYPES:
+            raise MistralError(ERR_INVALID_ARGUMENT, f"weight_type must be one of {sorted(k for k in WEIGHT_TYPES if k)}")
+        params.weight_type = WEIGHT_TYPES[weight_type]
+        params.tokenizer_path = os.fsencode(tokenizer_path) if tokenizer_path is not None else None
         handle = ctypes.c_void_p()
         _check(_lib.mistral_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)),
                "mistral_model_load")
@@ -230,6 +251,29 @@ class Model:
     desc = property(lambda self: _lib.mistral_model_desc(self.handle).decode())
 
     add_bos = property(lambda self: bool(_lib.mistral_model_add_bos(self.handle)))
+
+    @property
+    def chat_template(self) -> Optional[str]:
+        """"mistral-v7", "chatml", or None when the model's template is not recognised."""
+        name = _lib.mistral_model_chat_template(self.handle)
+        return name.decode() if name else None
+
+    def chat_tokenize(self, messages: Sequence[dict], template: Optional[str] = None,
+                      add_generation_prompt: bool = True) -> list:
+        """Token ids of a conversation [{"role": "system"|"user"|"assistant", "content": str}, ...], rendered with
+        the model's chat template (or `template`) exactly as mistral-common does."""
+        keep = [(m["role"].encode("utf-8"), m["content"].encode("utf-8")) for m in messages]
+        arr = (_ChatMessage * max(len(keep), 1))(*[_ChatMessage(r, c, None, 0) for r, c in keep])
+        flags = CHAT_ADD_GENERATION_PROMPT if add_generation_prompt else 0
+        tname = template.encode() if template else None
+        n = ctypes.c_size_t(0)
+        status = _lib.mistral_chat_tokenize(self.handle, tname, arr, len(keep), flags, None, 0, ctypes.byref(n))
+        if status not in (OK, ERR_BUFFER_TOO_SMALL):
+            _check(status, "mistral_chat_tokenize")
+        buf = (ctypes.c_int32 * max(n.value, 1))()
+        _check(_lib.mistral_chat_tokenize(self.handle, tname, arr, len(keep), flags, buf, n.value, ctypes.byref(n)),
+               "mistral_chat_tokenize")
+        return list(buf[: n.value])
 
     def is_eog(self, token: int) -> bool:
         return bool(_lib.mistral_model_token_is_eog(self.handle, token))
@@ -352,13 +396,24 @@ class Session:
             return self.model.tokenize(prompt, add_bos=add_bos, special=special)
         return list(prompt)
 
+    def chat(self, messages: Sequence[dict], template: Optional[str] = None, temperature: Optional[float] = None,
+             **kwargs) -> str:
+        """Answers the conversation `messages` (the last one from the user). The whole conversation is rendered
+        each time; the session evaluates only the part it does not already hold, so earlier turns are not
+        recomputed. Temperature defaults to the model's recommendation (0.15 for Mistral V7 models)."""
+        ids = self.model.chat_tokenize(messages, template=template, add_generation_prompt=True)
+        if temperature is None:
+            temperature = 0.15 if (template or self.model.chat_template) == "mistral-v7" else 0.7
+        return self.generate(ids, temperature=temperature, reuse_prefix=True, **kwargs)
+
     def _params(self, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, stop,
-                ignore_eos, special_out):
+                ignore_eos, special_out, reuse_prefix=False):
         p = _GenerateParams()
         _lib.mistral_generate_params_init(ctypes.byref(p))
         p.max_tokens, p.temperature, p.top_k, p.top_p, p.min_p = max_tokens, temperature, top_k, top_p, min_p
         p.repeat_penalty, p.repeat_last_n, p.seed = repeat_penalty, repeat_last_n, seed
-        p.flags = (GENERATE_IGNORE_EOS if ignore_eos else 0) | (GENERATE_SPECIAL if special_out else 0)
+        p.flags = ((GENERATE_IGNORE_EOS if ignore_eos else 0) | (GENERATE_SPECIAL if special_out else 0)
+                   | (GENERATE_REUSE_PREFIX if reuse_prefix else 0))
         stops = [s.encode("utf-8") for s in (stop or [])]
         keep = (ctypes.c_char_p * max(len(stops), 1))(*stops)
         p.stop = ctypes.cast(keep, ctypes.POINTER(ctypes.c_char_p)) if stops else None
@@ -369,7 +424,7 @@ class Session:
                  temperature: float = 0.8, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05,
                  repeat_penalty: float = 1.0, repeat_last_n: int = 64, seed: int = 0,
                  stop: Optional[Sequence[str]] = None, ignore_eos: bool = False, special_out: bool = False,
-                 add_bos: Optional[bool] = None, special: bool = True,
+                 add_bos: Optional[bool] = None, special: bool = True, reuse_prefix: bool = False,
                  on_token: Optional[Callable[[str, int], Optional[bool]]] = None) -> str:
         """Generates text after `prompt` (text, parsed for special tokens unless special=False, or token ids).
 
@@ -378,7 +433,7 @@ class Session:
         generation with MistralError(ERR_CONTEXT_FULL) carrying the text so far as `.text`."""
         ids = self._prompt_ids(prompt, add_bos, special)
         params, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
-                                    seed, stop, ignore_eos, special_out)
+                                    seed, stop, ignore_eos, special_out, reuse_prefix)
         pieces: list = []
         error: list = []
 
