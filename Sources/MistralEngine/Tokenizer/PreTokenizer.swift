@@ -13,6 +13,8 @@ struct CodepointClass: Sendable {
     static let whitespace: UInt8 = 4    // \s (Unicode White_Space)
     static let punctuation: UInt8 = 8   // \p{P}
     static let defaultPunct: UInt8 = 16 // [\p{P}\$\+<=>\^~\|] as llama.cpp's "default" pre-tokenizer matches it
+    static let upperish: UInt8 = 32     // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}] (Tekken's first letter class)
+    static let lowerish: UInt8 = 64     // [\p{Ll}\p{Lm}\p{Lo}\p{M}] (Tekken's second letter class)
     static let inRange: UInt8 = 128
 
     static let ascii: [UInt8] = (0..<128).map { classify(UInt32($0)) }
@@ -28,8 +30,14 @@ struct CodepointClass: Sendable {
         var f = inRange
         if p.isWhitespace { f |= whitespace }
         switch p.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            f |= letter
+        case .uppercaseLetter, .titlecaseLetter:
+            f |= letter | upperish
+        case .lowercaseLetter:
+            f |= letter | lowerish
+        case .modifierLetter, .otherLetter:
+            f |= letter | upperish | lowerish
+        case .nonspacingMark, .spacingMark, .enclosingMark:
+            f |= upperish | lowerish
         case .decimalNumber, .letterNumber, .otherNumber:
             f |= number
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
@@ -52,6 +60,24 @@ struct CodepointClass: Sendable {
     }
 }
 
+/// Which engine's reading of the Tekken pattern to follow; they split some texts differently.
+public enum TekkenFlavor: Sendable, Equatable {
+    /// tiktoken (fancy-regex) running `tekken.json`'s own pattern, as mistral-common does:
+    ///   [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|
+    ///   [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}|
+    ///    ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    case tiktoken
+    /// llama.cpp's LLAMA_VOCAB_PRE_TYPE_TEKKEN rewrite of it for std::regex over collapsed text:
+    ///   [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|
+    ///   [^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}|
+    ///    ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    /// The letter classes differ from the original: "upper" is any letter but a-z and "lower" any letter but A-Z,
+    /// so non-ASCII letters count as both cases, and combining marks (\p{M}) are not letters at all. Texts of
+    /// ASCII letters and of lower-case-after-capital words split the same; e.g. "ÉCOLE" (tiktoken: one word;
+    /// llama.cpp: "É", "COLE") or a letter followed by a combining mark do not.
+    case llamaCpp
+}
+
 /// The pre-tokenizer rule sets we implement, by llama.cpp's `tokenizer.ggml.pre` names.
 public enum PreTokenizerRules: Sendable, Equatable {
     /// `gpt2` / `gpt-2`: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
@@ -63,6 +89,9 @@ public enum PreTokenizerRules: Sendable, Equatable {
     case llama3
     /// `default`: llama.cpp's fallback set: [\p{P}\$\+<=>\^~\|]+, then GPT-2, then \p{N}+, then [0-9][0-9][0-9].
     case llamaDefault
+    /// `tekken`: Mistral's Tekken pattern. A GGUF's "tekken" gets llama.cpp's reading (`.llamaCpp`); a
+    /// `tekken.json` tokenizer (TekkenTokenizer) uses `.tiktoken`.
+    case tekken(TekkenFlavor)
 
     public init(name: String) throws {
         switch name {
@@ -70,8 +99,9 @@ public enum PreTokenizerRules: Sendable, Equatable {
         case "gpt2", "gpt-2": self = .gpt2
         case "llama-bpe", "llama3", "llama-v3": self = .llama3
         case "default": self = .llamaDefault
+        case "tekken": self = .tekken(.llamaCpp)
         default:
-            throw MistralError.unsupported("pre-tokenizer '\(name)' is not supported (supported: smollm, gpt2, llama-bpe, default)")
+            throw MistralError.unsupported("pre-tokenizer '\(name)' is not supported (supported: smollm, gpt2, llama-bpe, tekken, default)")
         }
     }
 
@@ -82,22 +112,33 @@ public enum PreTokenizerRules: Sendable, Equatable {
         case .smollm: return [.isolateNumbers, .gpt2]
         case .llama3: return [.llama3]
         case .llamaDefault: return [.defaultPunctRuns, .gpt2, .numberRuns, .asciiDigitTriples]
+        case .tekken(let flavor): return [.tekken(flavor)]
         }
     }
 
     /// llama.cpp's `ignore_merges`: a word that is itself a vocabulary token is emitted without merging.
-    var ignoreMerges: Bool { self == .llama3 }
+    var ignoreMerges: Bool {
+        switch self {
+        case .llama3, .tekken: return true
+        case .gpt2, .smollm, .llamaDefault: return false
+        }
+    }
 
     /// llama.cpp's `clean_spaces` (clean_up_tokenization_spaces), applied by detokenize.
     var cleanSpaces: Bool {
         switch self {
-        case .smollm: return false
+        case .smollm, .tekken: return false
         case .gpt2, .llama3, .llamaDefault: return true
         }
     }
 
     /// llama.cpp's `add_bos` default before `tokenizer.ggml.add_bos_token` overrides it.
-    var addBosDefault: Bool { self == .llama3 }
+    var addBosDefault: Bool {
+        switch self {
+        case .llama3, .tekken: return true
+        case .gpt2, .smollm, .llamaDefault: return false
+        }
+    }
 }
 
 enum PreTokenizerPass: Sendable {
@@ -107,6 +148,7 @@ enum PreTokenizerPass: Sendable {
     case defaultPunctRuns   // regex "[\p{P}\$\+<=>\^~\|]+"
     case numberRuns         // regex "\p{N}+"
     case asciiDigitTriples  // regex "[0-9][0-9][0-9]"
+    case tekken(TekkenFlavor)
 }
 
 public struct PreTokenizer: Sendable {
@@ -116,6 +158,11 @@ public struct PreTokenizer: Sendable {
     public init(name: String) throws {
         self.name = name
         self.rules = try PreTokenizerRules(name: name)
+    }
+
+    public init(name: String, rules: PreTokenizerRules) {
+        self.name = name
+        self.rules = rules
     }
 
     /// The words `text` splits into (for inspection and tests; tokenizing works on byte ranges).
@@ -153,6 +200,7 @@ public struct PreTokenizer: Sendable {
                         case .defaultPunctRuns: seg.runs(of: CodepointClass.defaultPunct, into: &out)
                         case .numberRuns: seg.runs(of: CodepointClass.number, into: &out)
                         case .asciiDigitTriples: seg.asciiDigitTriples(into: &out)
+                        case .tekken(let flavor): seg.tekken(flavor, into: &out)
                         }
                         start = end
                     }
@@ -243,6 +291,111 @@ private struct Segment {
             }
         }
         add(end, &out)
+    }
+
+    /// The Tekken pattern (see TekkenFlavor), matched the way a backtracking regex engine (fancy-regex, std::regex)
+    /// matches it: at each position the first alternative that matches wins, quantifiers are greedy and give back
+    /// characters only when the rest of their alternative fails. Every character matches some alternative, so the
+    /// words cover the segment.
+    mutating func tekken(_ flavor: TekkenFlavor, into out: inout [Int]) {
+        let cps = self.cps, flags = self.flags, end = self.end
+        let L = CodepointClass.letter, N = CodepointClass.number, W = CodepointClass.whitespace
+        let upperBit = CodepointClass.upperish, lowerBit = CodepointClass.lowerish
+        let cr: UInt32 = 0x0D, lf: UInt32 = 0x0A, space: UInt32 = 0x20, slash: UInt32 = 0x2F
+        let tiktoken = flavor == .tiktoken
+
+        // Character classes; a position at or past the end of the segment is in none.
+        @inline(__always) func upper(_ i: Int) -> Bool {  // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]  |  (?=\p{L})[^a-z]
+            guard i < end else { return false }
+            if tiktoken { return flags[i] & upperBit != 0 }
+            let c = cps[i]
+            return flags[i] & L != 0 && !(c >= 0x61 && c <= 0x7A)
+        }
+        @inline(__always) func lower(_ i: Int) -> Bool {  // [\p{Ll}\p{Lm}\p{Lo}\p{M}]  |  (?=\p{L})[^A-Z]
+            guard i < end else { return false }
+            if tiktoken { return flags[i] & lowerBit != 0 }
+            let c = cps[i]
+            return flags[i] & L != 0 && !(c >= 0x41 && c <= 0x5A)
+        }
+        @inline(__always) func lead(_ i: Int) -> Bool {  // [^\r\n\p{L}\p{N}]
+            guard i < end else { return false }
+            let c = cps[i]
+            return flags[i] & (L | N) == 0 && c != cr && c != lf
+        }
+        @inline(__always) func other(_ i: Int) -> Bool {  // [^\s\p{L}\p{N}]
+            i < end && flags[i] & (W | L | N) == 0
+        }
+        @inline(__always) func white(_ i: Int) -> Bool {  // \s
+            i < end && flags[i] & W != 0
+        }
+        @inline(__always) func newline(_ i: Int) -> Bool {  // [\r\n]
+            i < end && (cps[i] == cr || cps[i] == lf)
+        }
+
+        /// End of the match starting at p (p < end).
+        func match(_ p: Int) -> Int {
+            let hasLead = lead(p)
+            // [^\r\n\p{L}\p{N}]?UPPER*LOWER+ : the optional lead is tried taken first, then not taken
+            var skip = hasLead ? 1 : 0
+            while skip >= 0 {
+                let q = p + skip
+                var k = 0
+                while upper(q + k) { k += 1 }
+                var j = k
+                while true {  // UPPER* gives back until LOWER+ can start
+                    if lower(q + j) {
+                        var e = q + j + 1
+                        while lower(e) { e += 1 }
+                        return e
+                    }
+                    if j == 0 { break }
+                    j -= 1
+                }
+                skip -= 1
+            }
+            // [^\r\n\p{L}\p{N}]?UPPER+LOWER*
+            skip = hasLead ? 1 : 0
+            while skip >= 0 {
+                let q = p + skip
+                var e = q
+                while upper(e) { e += 1 }
+                if e > q {
+                    while lower(e) { e += 1 }
+                    return e
+                }
+                skip -= 1
+            }
+            // \p{N}
+            if flags[p] & N != 0 { return p + 1 }
+            // <space>?[^\s\p{L}\p{N}]+[\r\n/]*  (without the space the class cannot start at a space)
+            let q = cps[p] == space ? p + 1 : p
+            if other(q) {
+                var e = q + 1
+                while other(e) { e += 1 }
+                while e < end && (cps[e] == cr || cps[e] == lf || cps[e] == slash) { e += 1 }
+                return e
+            }
+            var e = p
+            var lastNewline = -1
+            while white(e) {
+                if newline(e) { lastNewline = e }
+                e += 1
+            }
+            // \s*[\r\n]+ : up to and including the last newline of the run of white space
+            if lastNewline >= 0 { return lastNewline + 1 }
+            // \s+(?!\S) : the whole run at the end of the segment, else all but its last character
+            if e == end && e > p { return e }
+            if e - p > 1 { return e - 1 }
+            // \s+
+            if e > p { return e }
+            return p + 1  // not reachable: every character is in one of the classes above
+        }
+
+        var pos = ini
+        while pos < end {
+            pos = match(pos)
+            add(pos, &out)
+        }
     }
 
     /// unicode_regex_split_custom_gpt2:
