@@ -43,7 +43,9 @@ def test_missing_file():
 
 
 def test_directory_is_not_a_model(tmp_path):
-    assert load_status(str(tmp_path)) == mistral.ERR_IO
+    with pytest.raises(mistral.MistralError) as e:
+        mistral.Model(str(tmp_path))
+    assert e.value.status == mistral.ERR_FORMAT and "config.json" in e.value.message
 
 
 def test_empty_file(tmp_path):
