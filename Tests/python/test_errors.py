@@ -176,3 +176,59 @@ def test_vocab_only_model_cannot_create_session():
     with pytest.raises(mistral.MistralError) as e:
         mistral.Session(m)
     assert e.value.status == mistral.ERR_INVALID_ARGUMENT
+
+
+# ---- safetensors and tekken.json ------------------------------------------------------------------------------
+
+TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fixtures", "tiny-s")
+
+
+def hf_folder(tmp_path, safetensors_bytes):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_bytes(open(os.path.join(TINY, "hf", "config.json"), "rb").read())
+    (folder / "model.safetensors").write_bytes(safetensors_bytes)
+    return str(folder)
+
+
+def safetensors_bytes(header: bytes, data: bytes = b"") -> bytes:
+    return struct.pack("<Q", len(header)) + header + data
+
+
+@pytest.mark.parametrize("blob,needle", [
+    (struct.pack("<Q", 1 << 40) + b"{}", "header length"),
+    (safetensors_bytes(b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]'), "invalid JSON"),
+    (safetensors_bytes(b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4096]}}', b"\0" * 8), "outside"),
+    (safetensors_bytes(b'{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}', b"\0" * 8), "bytes for"),
+    (safetensors_bytes(b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}', b"\0" * 8), "embed_tokens"),
+])
+def test_corrupt_safetensors(tmp_path, blob, needle):
+    folder = hf_folder(tmp_path, blob)
+    with pytest.raises(mistral.MistralError) as e:
+        mistral.Model(folder, tokenizer_path=os.path.join(TINY, "tokenizer", "tekken.json"))
+    assert e.value.status == mistral.ERR_FORMAT
+    assert needle in e.value.message
+
+
+def test_truncated_real_safetensors(tmp_path):
+    data = open(os.path.join(TINY, "hf", "model.safetensors"), "rb").read()
+    folder = hf_folder(tmp_path, data[: len(data) // 2])
+    with pytest.raises(mistral.MistralError) as e:
+        mistral.Model(folder, tokenizer_path=os.path.join(TINY, "tokenizer", "tekken.json"))
+    assert e.value.status == mistral.ERR_FORMAT and "outside" in e.value.message
+
+
+def test_folder_without_tokenizer(tmp_path):
+    folder = hf_folder(tmp_path, open(os.path.join(TINY, "hf", "model.safetensors"), "rb").read())
+    with pytest.raises(mistral.MistralError) as e:
+        mistral.Model(folder)
+    assert e.value.status == mistral.ERR_FORMAT and "tekken.json" in e.value.message
+
+
+@pytest.mark.parametrize("text", ['{"config": {}}', '{"vocab": [], "config": {"pattern": 1}}', '{', '[1, 2]'])
+def test_malformed_tekken_json(tmp_path, text):
+    p = tmp_path / "tekken.json"
+    p.write_text(text)
+    with pytest.raises(mistral.MistralError) as e:
+        mistral.Model(str(p))
+    assert e.value.status in (mistral.ERR_FORMAT, mistral.ERR_UNSUPPORTED)
