@@ -108,7 +108,18 @@ public enum MatMul {
         var lo = rows.lowerBound
         while lo < rows.upperBound {
             let tile = lo..<min(lo + 16, rows.upperBound)
-            for t in 0..<a.n {
+            var t = 0
+            if w.type == .q4_1 {
+                while t + 2 <= a.n {
+                    dotRowsQ4_1Pair(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols,
+                                    actA: a.acts.rows[t], actB: a.acts.rows[t + 1],
+                                    yA: a.y + t * a.yStride + tile.lowerBound,
+                                    yB: a.y + (t + 1) * a.yStride + tile.lowerBound)
+                    t += 2
+                }
+            }
+            while t < a.n {
+                defer { t += 1 }
                 let act = a.acts.rows[t]
                 let y = a.y + t * a.yStride + tile.lowerBound
                 switch w.type {

@@ -285,3 +285,64 @@ public func dotRowsQ8_0(w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>, co
     y[r - rows.lowerBound] = hsum((acc0 + acc1) + (acc2 + acc3))
   }
 }
+
+// MARK: - two activation rows at once (prompt processing)
+// The nibble planes and block scales of a weight row are extracted once and used for two tokens, which saves
+// about a third of the per-block work when a batch is evaluated.
+
+@inline(__always) private func q4planes(_ v: SIMD16<UInt16>) -> (SIMD16<Int16>, SIMD16<Int16>, SIMD16<Int16>, SIMD16<Int16>) {
+  let m4 = SIMD16<UInt16>(repeating: 15)
+  return (unsafeBitCast(v & m4, to: SIMD16<Int16>.self), unsafeBitCast((v &>> 4) & m4, to: SIMD16<Int16>.self),
+          unsafeBitCast((v &>> 8) & m4, to: SIMD16<Int16>.self), unsafeBitCast(v &>> 12, to: SIMD16<Int16>.self))
+}
+
+@inline(__always) private func q4dot(_ n: (SIMD16<Int16>, SIMD16<Int16>, SIMD16<Int16>, SIMD16<Int16>),
+                                     _ a: UnsafePointer<SIMD16<Int16>>) -> SIMD8<Float> {
+  let p = (n.0 &* a[0] &+ n.1 &* a[1]) &+ (n.2 &* a[2] &+ n.3 &* a[3])
+  let l = unsafeBitCast(p, to: SIMD8<Int32>.self)
+  return SIMD8<Float>((l &+ (l &<< 16)) & SIMD8<Int32>(repeating: -65536))
+}
+
+/// Like dotRowsQ4_1 for two prepared activation rows (same cols), writing yA[r - lo] and yB[r - lo].
+public func dotRowsQ4_1Pair(w: UnsafeRawPointer, rowBytes: Int, rows: Range<Int>, cols: Int,
+                            actA: PreparedActivations, actB: PreparedActivations,
+                            yA: UnsafeMutablePointer<Float>, yB: UnsafeMutablePointer<Float>) {
+  let nb = cols / 32
+  let np = nb / 2
+  for r in rows {
+    var p = w + r * rowBytes
+    var accA = SIMD8<Float>(), accB = SIMD8<Float>()
+    var mA = SIMD4<Float>(), mB = SIMD4<Float>()
+    var a = UnsafePointer(actA.q4), b = UnsafePointer(actB.q4)
+    var k = 0
+    while k < np {
+      let v = SIMD16<UInt16>(lowHalf: (p + 4).loadUnaligned(as: SIMD8<UInt16>.self),
+                             highHalf: (p + 24).loadUnaligned(as: SIMD8<UInt16>.self))
+      let planes = q4planes(v)
+      let u0 = p.loadUnaligned(as: UInt32.self), u1 = (p + 20).loadUnaligned(as: UInt32.self)
+      let h = unsafeBitCast(SIMD2<UInt32>(u0, u1), to: SIMD4<Float16>.self)
+      let dm = SIMD4<Float>(Float(h[0]), Float(h[1]), Float(h[2]), Float(h[3]))
+      let dv = SIMD8<Float>(lowHalf: SIMD4(repeating: dm[0]), highHalf: SIMD4(repeating: dm[2]))
+      accA.addProduct(q4dot(planes, a), dv * actA.dxv[k])
+      accB.addProduct(q4dot(planes, b), dv * actB.dxv[k])
+      mA.addProduct(dm, actA.sxm[k])
+      mB.addProduct(dm, actB.sxm[k])
+      p += 40
+      a += 4
+      b += 4
+      k &+= 1
+    }
+    if nb & 1 != 0 {
+      let v = SIMD16<UInt16>(lowHalf: (p + 4).loadUnaligned(as: SIMD8<UInt16>.self), highHalf: .zero)
+      let planes = q4planes(v)
+      let d = h2f(p), m = h2f(p + 2)
+      let dv = SIMD8<Float>(lowHalf: SIMD4(repeating: d), highHalf: .zero)
+      accA.addProduct(q4dot(planes, a), dv * actA.dxv[k])
+      accB.addProduct(q4dot(planes, b), dv * actB.dxv[k])
+      mA.addProduct(SIMD4(d, m, 0, 0), actA.sxm[k])
+      mB.addProduct(SIMD4(d, m, 0, 0), actB.sxm[k])
+    }
+    yA[r - rows.lowerBound] = hsum(accA) + (mA[1] + mA[3])
+    yB[r - rows.lowerBound] = hsum(accB) + (mB[1] + mB[3])
+  }
+}
