@@ -60,3 +60,7 @@ func readParams<T>(_ p: UnsafePointer<T>?, defaults: T, name: String) throws -> 
     }
     return out
 }
+
+/// Sizes beyond these are caller bugs (a negative value cast to size_t, say), refused before any allocation.
+let maxTokenCount = 1 << 26
+let maxTextBytes = 1 << 31

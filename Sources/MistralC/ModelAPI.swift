@@ -112,7 +112,7 @@ public func mistral_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CCha
         let m = try require(modelHandle(model), "model").model
         let nTokens = try require(nTokens, "n_tokens")
         nTokens.pointee = 0
-        guard len >= 0 else { throw invalid("len is negative") }
+        guard len >= 0, len <= maxTextBytes else { throw invalid("len \(len) is out of range (at most \(maxTextBytes) bytes)") }
         if len > 0 { _ = try require(text, "text") }
         let ids = try m.tokenizer.tokenize(utf8: UnsafeRawBufferPointer(start: text, count: len),
                                            addBos: flags & MISTRAL_TOKENIZE_ADD_BOS != 0,
@@ -142,7 +142,7 @@ public func mistral_detokenize(_ model: OpaquePointer?, _ tokens: UnsafePointer<
         let m = try require(modelHandle(model), "model").model
         let nBytes = try require(nBytes, "n_bytes")
         nBytes.pointee = 0
-        guard nTokens >= 0 else { throw invalid("n_tokens is negative") }
+        guard nTokens >= 0, nTokens <= maxTokenCount else { throw invalid("n_tokens \(nTokens) is out of range (at most \(maxTokenCount))") }
         let ids = nTokens == 0 ? [] : Array(UnsafeBufferPointer(start: try require(tokens, "tokens"), count: nTokens))
         let bytes = try m.tokenizer.detokenize(ids, special: flags & MISTRAL_DETOKENIZE_SPECIAL != 0)
         try deliverText(bytes, to: text, capacity: capacity, count: nBytes)

@@ -63,7 +63,7 @@ public func mistral_eval(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int3
                          _ logitsOut: UnsafeMutablePointer<Float>?) -> mistral_status {
     guarded {
         let s = try require(sessionHandle(session), "session").session
-        guard nTokens >= 0 else { throw invalid("n_tokens is negative") }
+        guard nTokens >= 0, nTokens <= maxTokenCount else { throw invalid("n_tokens \(nTokens) is out of range (at most \(maxTokenCount))") }
         guard nTokens > 0 else { return }
         try s.eval(UnsafeBufferPointer(start: try require(tokens, "tokens"), count: nTokens), logitsOut: logitsOut)
     }
@@ -116,7 +116,7 @@ public func mistral_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<
                              _ callback: mistral_token_callback?, _ userData: UnsafeMutableRawPointer?) -> mistral_status {
     guarded {
         let s = try require(sessionHandle(session), "session").session
-        guard nPrompt >= 0 else { throw invalid("n_prompt is negative") }
+        guard nPrompt >= 0, nPrompt <= maxTokenCount else { throw invalid("n_prompt \(nPrompt) is out of range (at most \(maxTokenCount))") }
         let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
         var defaults = mistral_generate_params()
         mistral_generate_params_init(&defaults)

@@ -232,3 +232,13 @@ def test_malformed_tekken_json(tmp_path, text):
     with pytest.raises(mistral.MistralError) as e:
         mistral.Model(str(p))
     assert e.value.status in (mistral.ERR_FORMAT, mistral.ERR_UNSUPPORTED)
+
+
+def test_absurd_sizes(model, session):
+    n = ctypes.c_size_t()
+    huge = ctypes.c_size_t(-5).value  # a negative length cast to size_t
+    assert lib.mistral_tokenize(model.handle, b"hi", huge, 0, None, 0, ctypes.byref(n)) == mistral.ERR_INVALID_ARGUMENT
+    ids = (ctypes.c_int32 * 1)(1)
+    assert lib.mistral_eval(session.handle, ids, huge, None) == mistral.ERR_INVALID_ARGUMENT
+    assert lib.mistral_detokenize(model.handle, ids, huge, 0, None, 0, ctypes.byref(n)) == mistral.ERR_INVALID_ARGUMENT
+    assert session.n_past == 0
