@@ -21,6 +21,10 @@ let package = Package(
             swiftSettings: kernelFlags,
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib",
+                // lld, not the default gold: gold keeps the engine's cross-module (GOT-referenced) Swift metadata
+                // symbols in .dynsym as LOCAL entries with GLOB_DAT relocations even though exports.map hides
+                // them; lld resolves those GOT slots with RELATIVE relocations, so only mistral_* remain.
+                "-use-ld=lld",
                 "-Xlinker", "-soname=libmistral.so.0",
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/MistralC/exports.map",
             ])]
