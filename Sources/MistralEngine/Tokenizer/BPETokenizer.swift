@@ -463,7 +463,7 @@ public final class BPETokenizer: Sendable {
         var length: [Int32] = []    // bytes; 0 once merged away
         var prev: [Int32] = []
         var next: [Int32] = []
-        var heap = MergeHeap()
+        var heap = MinHeap<MergeCandidate>()
         var encoded: [UInt8] = []
     }
 
@@ -540,7 +540,7 @@ public final class BPETokenizer: Sendable {
         let ls = ws.symbol[Int(left)], rs = ws.symbol[Int(right)]
         guard ls >= 0, rs >= 0 else { return }
         guard let m = merges[UInt64(UInt32(ls)) << 32 | UInt64(UInt32(rs))] else { return }
-        ws.heap.push(MergeHeap.Entry(rank: m.rank, left: left, right: right, rightSymbol: rs, result: m.result))
+        ws.heap.push(MergeCandidate(rank: m.rank, left: left, right: right, rightSymbol: rs, result: m.result))
     }
 
     /// A final symbol: its token, or else (llama.cpp) the tokens of the single bytes of its byte-level text that
@@ -560,52 +560,15 @@ public final class BPETokenizer: Sendable {
     }
 }
 
-/// Binary min-heap of candidate merges ordered by (rank, left), like llm_bigram_bpe::comparator.
-struct MergeHeap {
-    struct Entry {
-        let rank: Int32
-        let left: Int32
-        let right: Int32
-        let rightSymbol: Int32
-        let result: Int32
+/// A candidate merge of llama.cpp's BPE, ordered by (rank, left) like llm_bigram_bpe::comparator.
+struct MergeCandidate: HeapOrdered {
+    let rank: Int32
+    let left: Int32
+    let right: Int32
+    let rightSymbol: Int32
+    let result: Int32
 
-        @inline(__always) func precedes(_ o: Entry) -> Bool {
-            rank != o.rank ? rank < o.rank : left < o.left
-        }
-    }
-
-    private var items: [Entry] = []
-
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard items[i].precedes(items[p]) else { break }
-            items.swapAt(i, p)
-            i = p
-        }
-    }
-
-    mutating func popMin() -> Entry? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            let n = items.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && items[l].precedes(items[m]) { m = l }
-                if r < n && items[r].precedes(items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return first
+    @inline(__always) func precedes(_ o: MergeCandidate) -> Bool {
+        rank != o.rank ? rank < o.rank : left < o.left
     }
 }

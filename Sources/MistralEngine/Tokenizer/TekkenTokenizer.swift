@@ -270,7 +270,7 @@ public final class TekkenTokenizer: Sendable {
         var prev: [Int32] = []      // start of the previous part, -1 for the first
         var rank: [Int32] = []      // rank of the part starting here
         var alive: [Bool] = []      // whether a part starts here
-        var heap = RankHeap()
+        var heap = MinHeap<RankedRange>()
     }
 
     /// Splits raw text into words and encodes each.
@@ -317,7 +317,7 @@ public final class TekkenTokenizer: Sendable {
         ws.heap.removeAll()
         for i in 0..<(n - 1) {
             if let r = vocab.find(base + i, 2) {
-                ws.heap.push(RankHeap.Entry(rank: Int32(r), start: Int32(i), end: Int32(i + 2)))
+                ws.heap.push(RankedRange(rank: Int32(r), start: Int32(i), end: Int32(i + 2)))
             }
         }
         while let top = ws.heap.popMin() {
@@ -334,12 +334,12 @@ public final class TekkenTokenizer: Sendable {
                 ws.prev[k] = Int32(i)
                 let e = Int(ws.next[k])
                 if let r = vocab.find(base + i, e - i) {
-                    ws.heap.push(RankHeap.Entry(rank: Int32(r), start: Int32(i), end: Int32(e)))
+                    ws.heap.push(RankedRange(rank: Int32(r), start: Int32(i), end: Int32(e)))
                 }
             }
             let p = Int(ws.prev[i])
             if p >= 0, let r = vocab.find(base + p, k - p) {
-                ws.heap.push(RankHeap.Entry(rank: Int32(r), start: Int32(p), end: Int32(k)))
+                ws.heap.push(RankedRange(rank: Int32(r), start: Int32(p), end: Int32(k)))
             }
         }
         var i = 0
@@ -352,51 +352,14 @@ public final class TekkenTokenizer: Sendable {
 
 extension TekkenTokenizer: Tokenizer {}
 
-/// Min-heap of candidate merges ordered by (rank, start).
-struct RankHeap {
-    struct Entry {
-        let rank: Int32
-        let start: Int32
-        let end: Int32
+/// A candidate merge of the byte range start..<end, ordered by (rank, start).
+struct RankedRange: HeapOrdered {
+    let rank: Int32
+    let start: Int32
+    let end: Int32
 
-        @inline(__always) func precedes(_ o: Entry) -> Bool {
-            rank != o.rank ? rank < o.rank : start < o.start
-        }
-    }
-
-    private var items: [Entry] = []
-
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard items[i].precedes(items[p]) else { break }
-            items.swapAt(i, p)
-            i = p
-        }
-    }
-
-    mutating func popMin() -> Entry? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            let n = items.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && items[l].precedes(items[m]) { m = l }
-                if r < n && items[r].precedes(items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return first
+    @inline(__always) func precedes(_ o: RankedRange) -> Bool {
+        rank != o.rank ? rank < o.rank : start < o.start
     }
 }
 

@@ -199,9 +199,42 @@ def _int_array(ids: Sequence[int]):
     return (ctypes.c_int32 * max(len(ids), 1))(*ids)
 
 
+class _Handle:
+    """An owned library handle: released by close(), the context manager, or garbage collection."""
+
+    _handle = None
+    _kind = ""
+
+    def _free(self, handle) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._handle:
+            self._free(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def handle(self):
+        if not self._handle:
+            raise MistralError(ERR_INVALID_ARGUMENT, f"the {self._kind} is closed")
+        return self._handle
+
+
 # ---- Model ---------------------------------------------------------------------------------------------------------
-class Model:
+class Model(_Handle):
     """Weights + tokenizer. Immutable after loading; may be shared by sessions on several threads."""
+
+    _kind = "model"
+    _free = staticmethod(lambda h: _lib.mistral_model_free(h))
 
     def __init__(self, path: Union[str, os.PathLike], vocab_only: bool = False,
                  tokenizer_path: Optional[Union[str, os.PathLike]] = None, weight_type: Optional[str] = None):
@@ -221,25 +254,6 @@ class Model:
         self._handle = handle
         self.path = os.fspath(path)
 
-    def close(self) -> None:
-        if self._handle:
-            _lib.mistral_model_free(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def handle(self):
-        if not self._handle:
-            raise MistralError(ERR_INVALID_ARGUMENT, "the model is closed")
-        return self._handle
 
     n_vocab = property(lambda self: _lib.mistral_model_n_vocab(self.handle))
     n_ctx_train = property(lambda self: _lib.mistral_model_n_ctx_train(self.handle))
@@ -321,8 +335,11 @@ class Model:
 
 
 # ---- Session -------------------------------------------------------------------------------------------------------
-class Session:
+class Session(_Handle):
     """KV cache + sampler state for one conversation. Use from one thread at a time."""
+
+    _kind = "session"
+    _free = staticmethod(lambda h: _lib.mistral_session_free(h))
 
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
                  n_batch: Optional[int] = None):
@@ -341,25 +358,6 @@ class Session:
                "mistral_session_create")
         self._handle = handle
 
-    def close(self) -> None:
-        if self._handle:
-            _lib.mistral_session_free(self._handle)
-            self._handle = None
-
-    def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def handle(self):
-        if not self._handle:
-            raise MistralError(ERR_INVALID_ARGUMENT, "the session is closed")
-        return self._handle
 
     n_past = property(lambda self: _lib.mistral_session_n_past(self.handle))
     n_ctx = property(lambda self: _lib.mistral_session_n_ctx(self.handle))
