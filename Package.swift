@@ -12,7 +12,10 @@ let package = Package(
         .executable(name: "mistral-cli", targets: ["MistralCLI"]),
     ],
     targets: [
-        .target(name: "MistralEngine", swiftSettings: kernelFlags),
+        // libpng (png_image API) and libjpeg-turbo's TurboJPEG API, whose errors come back as return codes
+        // (classic libjpeg's error_exit must longjmp, which Swift cannot set up).
+        .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
+        .target(name: "MistralEngine", dependencies: ["CImageCodecs"], swiftSettings: kernelFlags),
         .systemLibrary(name: "CMistralABI", path: "Sources/CMistralABI"),
         .target(
             name: "MistralC",
@@ -30,6 +33,9 @@ let package = Package(
             ])]
         ),
         .executableTarget(name: "MistralCLI", dependencies: ["MistralEngine"], swiftSettings: kernelFlags),
+        // Speed of the Pixtral encoder at real size (a benchmark, not a test): swift run -c release VisionBench
+        .executableTarget(name: "VisionBench", dependencies: ["MistralEngine"], path: "bench/VisionBench",
+                          swiftSettings: kernelFlags),
         .testTarget(
             name: "MistralEngineTests",
             dependencies: ["MistralEngine"]

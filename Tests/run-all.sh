@@ -3,6 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+bash examples/setup.sh
 bash examples/download-model.sh >/dev/null
 bash examples/download-tekken.sh >/dev/null
 python3 -c "import pytest, numpy" 2>/dev/null || python3 -m pip install --quiet pytest numpy

@@ -4,6 +4,7 @@
 # - SONAME libmistral.so.<MAJOR of include/mistral.h> (MAJOR read from $MISTRAL_HEADER, default include/mistral.h)
 # - only mistral_* symbols in the dynamic symbol table (nm -D --defined-only)
 # - no RPATH/RUNPATH; NEEDED only libc, libm, libstdc++, libgcc_s, ld-linux (Swift runtime linked statically)
+#   and the image decoders libpng16 and libturbojpeg
 # - no AVX-512 (EVEX-encoded) instructions: the code must run on any x86-64-v3 (AVX2+FMA) CPU
 # Prints one line per failed check and exits 1 if any failed.
 set -u
@@ -24,7 +25,7 @@ for f in "$lib" $cli; do
     rp="$(readelf -d "$f" | grep -E '\((RPATH|RUNPATH)\)')"
     [ -z "$rp" ] || bad "$f has a run path: $rp"
     needed="$(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' \
-        | grep -v -E '^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2)$')"
+        | grep -v -E '^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2|libpng16\.so\.16|libturbojpeg\.so\.0)$')"
     [ -z "$needed" ] || bad "$f needs libraries outside libc/libm/libstdc++/libgcc_s/ld-linux: $needed"
     # EVEX (AVX-512) instructions start with byte 0x62 after any legacy prefixes; also catch their registers.
     evex="$(objdump -d -w --no-addresses "$f" 2>/dev/null | awk -F'\t' '

@@ -107,9 +107,9 @@ check "SONAME, exports, NEEDED, no run path, no AVX-512 (libmistral.so.0, /usr/b
     env MISTRAL_HEADER=/usr/include/mistral.h sh debian/check-binaries.sh "$lib" /usr/bin/mistral
 check "nm -D --defined-only lists only mistral_*" bash -c \
     "nm -D --defined-only '$lib' | tee /dev/stderr | awk '\$3 !~ /^mistral_/ { bad = 1 } END { exit bad || NR == 0 }'"
-check "ldd libmistral.so.0: only libc/libm/libstdc++/libgcc_s/ld-linux" bash -c \
+check "ldd libmistral.so.0: only libc/libm/libstdc++/libgcc_s/ld-linux + libpng/libz/libturbojpeg" bash -c \
     "${E[*]} ldd '$lib' | tee /dev/stderr | awk '{ print \$1 }' | sed 's,.*/,,' \
-     | grep -v -E '^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2)$' \
+     | grep -v -E '^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2|libpng16\.so\.16|libz\.so\.1|libturbojpeg\.so\.0)$' \
      | { ! grep .; }"
 check "ldd /usr/bin/mistral: no Swift libraries, nothing missing" bash -c \
     "${E[*]} ldd /usr/bin/mistral | tee /dev/stderr | { ! grep -E 'swift|not found'; }"

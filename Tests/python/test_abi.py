@@ -15,7 +15,9 @@ sys.path.insert(0, os.path.join(ROOT, "Tests", "abi"))
 import check_exports  # noqa: E402
 
 LIB = os.environ.get("MISTRAL_LIBRARY") or os.path.join(ROOT, ".build", "release", "libmistral.so")
-ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2"}
+# libc/libm/libstdc++/libgcc_s/ld-linux, plus the image decoders (libpng, libz through it, TurboJPEG)
+ALLOWED_NEEDED = {"libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2",
+                  "libpng16.so.16", "libturbojpeg.so.0", "libz.so.1"}
 
 
 def run(*cmd):

@@ -1,0 +1,291 @@
+// Batched kernels of the vision encoder, where hundreds to thousands of rows go through each weight matrix at
+// once: a register-tiled Y = X·Wᵀ (weights dequantized to f32 in small panels per thread) and non-causal
+// attention within one image, vectorized over keys.
+import Glibc
+
+/// Sendable view of the raw pointers one vision job hands to its workers; each worker writes disjoint outputs.
+struct VisionGEMMArgs: @unchecked Sendable {
+    let w: WeightMatrix
+    let x: UnsafePointer<Float>
+    let ldx: Int
+    let n: Int
+    let y: UnsafeMutablePointer<Float>
+    let ldy: Int
+    let panels: UnsafeMutablePointer<Float>
+    let panelStride: Int
+}
+
+enum VisionGEMM {
+    /// Weight rows per panel (a multiple of the 3-row micro-tile).
+    static let panelRows = 24
+
+    /// y[t * ldy + r] = Σ_k W[r, k] · x[t * ldx + k] for t in 0..<n and every row r of W.
+    /// `panels` holds `pool.threadCount * panelStride` floats, panelStride >= panelRows * W.cols.
+    static func multiply(_ w: WeightMatrix, x: UnsafePointer<Float>, ldx: Int, n: Int,
+                         y: UnsafeMutablePointer<Float>, ldy: Int, pool: WorkerPool,
+                         panels: UnsafeMutablePointer<Float>, panelStride: Int) {
+        guard n > 0, w.rows > 0 else { return }
+        let a = VisionGEMMArgs(w: w, x: x, ldx: ldx, n: n, y: y, ldy: ldy, panels: panels, panelStride: panelStride)
+        let threads = pool.threadCount
+        // Split weight rows when there are enough of them, else activation rows.
+        if w.rows >= threads * panelRows || n < threads * 4 {
+            pool.run { tid in
+                let rows = WorkerPool.range(of: w.rows, thread: tid, threads: threads, granularity: 3)
+                run(a, rows: rows, acts: 0..<n, panel: a.panels + tid * a.panelStride)
+            }
+        } else {
+            pool.run { tid in
+                let acts = WorkerPool.range(of: n, thread: tid, threads: threads, granularity: 4)
+                run(a, rows: 0..<w.rows, acts: acts, panel: a.panels + tid * a.panelStride)
+            }
+        }
+    }
+
+    static func run(_ a: VisionGEMMArgs, rows: Range<Int>, acts: Range<Int>, panel: UnsafeMutablePointer<Float>) {
+        guard !rows.isEmpty, !acts.isEmpty else { return }
+        let k = a.w.cols
+        var r0 = rows.lowerBound
+        while r0 < rows.upperBound {
+            let r1 = min(r0 + panelRows, rows.upperBound)
+            let wp: UnsafePointer<Float>
+            if a.w.type == .f32 {
+                wp = a.w.row(r0).assumingMemoryBound(to: Float.self)
+            } else {
+                for r in r0..<r1 { a.w.dequantizeRow(r, into: panel + (r - r0) * k) }
+                wp = UnsafePointer(panel)
+            }
+            var t = acts.lowerBound
+            while t + 4 <= acts.upperBound {
+                var r = r0
+                while r + 3 <= r1 {
+                    tile4x3(x: a.x + t * a.ldx, ldx: a.ldx, w: wp + (r - r0) * k, k: k, y: a.y + t * a.ldy + r, ldy: a.ldy)
+                    r += 3
+                }
+                while r < r1 {
+                    for i in 0..<4 { a.y[(t + i) * a.ldy + r] = dot(wp + (r - r0) * k, a.x + (t + i) * a.ldx, k) }
+                    r += 1
+                }
+                t += 4
+            }
+            while t < acts.upperBound {
+                for r in r0..<r1 { a.y[t * a.ldy + r] = dot(wp + (r - r0) * k, a.x + t * a.ldx, k) }
+                t += 1
+            }
+            r0 = r1
+        }
+    }
+
+    /// 4 activation rows x 3 weight rows: 12 SIMD8 accumulators, one activation vector live at a time.
+    @inline(__always)
+    static func tile4x3(x: UnsafePointer<Float>, ldx: Int, w: UnsafePointer<Float>, k: Int,
+                        y: UnsafeMutablePointer<Float>, ldy: Int) {
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c02 = SIMD8<Float>()
+        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>(), c12 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c22 = SIMD8<Float>()
+        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>(), c32 = SIMD8<Float>()
+        let x0 = UnsafeRawPointer(x), x1 = UnsafeRawPointer(x + ldx), x2 = UnsafeRawPointer(x + 2 * ldx)
+        let x3 = UnsafeRawPointer(x + 3 * ldx)
+        let w0 = UnsafeRawPointer(w), w1 = UnsafeRawPointer(w + k), w2 = UnsafeRawPointer(w + 2 * k)
+        var i = 0
+        while i + 8 <= k {
+            let off = i * 4
+            let b0 = w0.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            let b1 = w1.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            let b2 = w2.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            var a = x0.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            c00.addProduct(a, b0); c01.addProduct(a, b1); c02.addProduct(a, b2)
+            a = x1.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            c10.addProduct(a, b0); c11.addProduct(a, b1); c12.addProduct(a, b2)
+            a = x2.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            c20.addProduct(a, b0); c21.addProduct(a, b1); c22.addProduct(a, b2)
+            a = x3.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+            c30.addProduct(a, b0); c31.addProduct(a, b1); c32.addProduct(a, b2)
+            i += 8
+        }
+        var s = (c00.sum(), c01.sum(), c02.sum(), c10.sum(), c11.sum(), c12.sum(),
+                 c20.sum(), c21.sum(), c22.sum(), c30.sum(), c31.sum(), c32.sum())
+        while i < k {
+            let b0 = w[i], b1 = w[k + i], b2 = w[2 * k + i]
+            let a0 = x[i], a1 = x[ldx + i], a2 = x[2 * ldx + i], a3 = x[3 * ldx + i]
+            s.0 += a0 * b0; s.1 += a0 * b1; s.2 += a0 * b2
+            s.3 += a1 * b0; s.4 += a1 * b1; s.5 += a1 * b2
+            s.6 += a2 * b0; s.7 += a2 * b1; s.8 += a2 * b2
+            s.9 += a3 * b0; s.10 += a3 * b1; s.11 += a3 * b2
+            i += 1
+        }
+        y[0] = s.0; y[1] = s.1; y[2] = s.2
+        y[ldy] = s.3; y[ldy + 1] = s.4; y[ldy + 2] = s.5
+        y[2 * ldy] = s.6; y[2 * ldy + 1] = s.7; y[2 * ldy + 2] = s.8
+        y[3 * ldy] = s.9; y[3 * ldy + 1] = s.10; y[3 * ldy + 2] = s.11
+    }
+}
+
+/// One non-causal attention job over the packed images of a chunk.
+struct VisionAttentionArgs: @unchecked Sendable {
+    let q: UnsafePointer<Float>        // [n][qDim], roped
+    let kT: UnsafePointer<Float>       // [head][headDim][nTotal], roped keys transposed
+    let v: UnsafePointer<Float>        // [n][qDim]
+    let out: UnsafeMutablePointer<Float>  // [n][qDim]
+    let scores: UnsafeMutablePointer<Float>  // per thread 4 * scoreStride
+    let scoreStride: Int
+    let nTotal: Int
+    let qDim: Int
+    let headDim: Int
+    let nHead: Int
+    /// (start, count) of each image's patches in the chunk.
+    let segments: UnsafePointer<(Int, Int)>
+    let segmentCount: Int
+}
+
+enum VisionAttention {
+    /// Every query attends to every key of its own image; split over (image, head, 4-query tile) tasks.
+    static func run(_ a: VisionAttentionArgs, pool: WorkerPool) {
+        var tasks = 0
+        for s in 0..<a.segmentCount { tasks += (a.segments[s].1 + 3) / 4 * a.nHead }
+        let threads = pool.threadCount
+        let total = tasks
+        pool.run { tid in
+            let range = WorkerPool.range(of: total, thread: tid, threads: threads)
+            guard !range.isEmpty else { return }
+            let scores = a.scores + tid * 4 * a.scoreStride
+            var base = 0
+            for s in 0..<a.segmentCount {
+                let (start, len) = a.segments[s]
+                let tiles = (len + 3) / 4
+                let count = tiles * a.nHead
+                let lo = max(range.lowerBound, base), hi = min(range.upperBound, base + count)
+                if lo < hi {
+                    for task in lo..<hi {
+                        let h = (task - base) / tiles, tile = (task - base) % tiles
+                        let q0 = tile * 4
+                        head(a, start: start, len: len, h: h, q0: q0, nq: min(4, len - q0), scores: scores)
+                    }
+                }
+                base += count
+            }
+        }
+    }
+
+    @inline(__always)
+    static func head(_ a: VisionAttentionArgs, start: Int, len: Int, h: Int, q0: Int, nq: Int,
+                     scores: UnsafeMutablePointer<Float>) {
+        let hd = a.headDim, ss = a.scoreStride
+        let scale = 1 / Float(hd).squareRoot()
+        let kT = a.kT + h * hd * a.nTotal + start
+        func qRow(_ i: Int) -> UnsafePointer<Float> { a.q + (start + q0 + min(i, nq - 1)) * a.qDim + h * hd }
+        let qv = (qRow(0), qRow(1), qRow(2), qRow(3))
+        // Scores for 4 queries (rows past nq repeat the last one and are ignored), 16 keys at a time.
+        var j = 0
+        while j + 16 <= len {
+            var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+            for d in 0..<hd {
+                let kv = UnsafeRawPointer(kT + d * a.nTotal + j).loadUnaligned(as: SIMD16<Float>.self)
+                s0.addProduct(SIMD16(repeating: qv.0[d]), kv)
+                s1.addProduct(SIMD16(repeating: qv.1[d]), kv)
+                s2.addProduct(SIMD16(repeating: qv.2[d]), kv)
+                s3.addProduct(SIMD16(repeating: qv.3[d]), kv)
+            }
+            UnsafeMutableRawPointer(scores + j).storeBytes(of: s0 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(scores + ss + j).storeBytes(of: s1 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(scores + 2 * ss + j).storeBytes(of: s2 * scale, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(scores + 3 * ss + j).storeBytes(of: s3 * scale, as: SIMD16<Float>.self)
+            j += 16
+        }
+        while j < len {
+            var s: (Float, Float, Float, Float) = (0, 0, 0, 0)
+            for d in 0..<hd {
+                let kv = kT[d * a.nTotal + j]
+                s.0 += qv.0[d] * kv; s.1 += qv.1[d] * kv; s.2 += qv.2[d] * kv; s.3 += qv.3[d] * kv
+            }
+            scores[j] = s.0 * scale; scores[ss + j] = s.1 * scale
+            scores[2 * ss + j] = s.2 * scale; scores[3 * ss + j] = s.3 * scale
+            j += 1
+        }
+        for i in 0..<nq { softmax(scores + i * ss, len) }
+        // out_i = Σ_j p_i[j] · v_j, 16 output lanes at a time.
+        let p0 = scores, p1 = scores + ss * min(1, nq - 1), p2 = scores + ss * min(2, nq - 1), p3 = scores + ss * min(3, nq - 1)
+        let vBase = a.v + start * a.qDim + h * hd
+        var c = 0
+        while c + 16 <= hd {
+            var o0 = SIMD16<Float>(), o1 = SIMD16<Float>(), o2 = SIMD16<Float>(), o3 = SIMD16<Float>()
+            for jj in 0..<len {
+                let vv = UnsafeRawPointer(vBase + jj * a.qDim + c).loadUnaligned(as: SIMD16<Float>.self)
+                o0.addProduct(SIMD16(repeating: p0[jj]), vv)
+                o1.addProduct(SIMD16(repeating: p1[jj]), vv)
+                o2.addProduct(SIMD16(repeating: p2[jj]), vv)
+                o3.addProduct(SIMD16(repeating: p3[jj]), vv)
+            }
+            for i in 0..<nq {
+                let o = i == 0 ? o0 : i == 1 ? o1 : i == 2 ? o2 : o3
+                UnsafeMutableRawPointer(a.out + (start + q0 + i) * a.qDim + h * hd + c).storeBytes(of: o, as: SIMD16<Float>.self)
+            }
+            c += 16
+        }
+        while c < hd {
+            for i in 0..<nq {
+                let p = scores + i * ss
+                var acc: Float = 0
+                for jj in 0..<len { acc += p[jj] * vBase[jj * a.qDim + c] }
+                a.out[(start + q0 + i) * a.qDim + h * hd + c] = acc
+            }
+            c += 1
+        }
+    }
+}
+
+extension VisionAttention {
+    /// In-place softmax with a vectorized exp (attention rows have thousands of entries per query).
+    @inline(__always)
+    static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var m16 = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= n {
+            m16 = pointwiseMax(m16, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
+            i += 16
+        }
+        var m = m16.max()
+        while i < n { m = max(m, x[i]); i += 1 }
+        var sum16 = SIMD16<Float>()
+        var sum: Float = 0
+        i = 0
+        while i + 16 <= n {
+            let e = exp16(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - m)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD16<Float>.self)
+            sum16 += e
+            i += 16
+        }
+        while i < n {
+            let e = expf(x[i] - m)
+            x[i] = e
+            sum += e
+            i += 1
+        }
+        let inv = 1 / (sum16.sum() + sum)
+        i = 0
+        while i + 16 <= n {
+            let p = UnsafeMutableRawPointer(x + i)
+            p.storeBytes(of: p.loadUnaligned(as: SIMD16<Float>.self) * inv, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { x[i] *= inv; i += 1 }
+    }
+
+    /// e^x (Cephes expf polynomial, ~1 ulp on [-87, 88]; smaller inputs give 0-ish, as softmax needs).
+    @inline(__always)
+    static func exp16(_ v: SIMD16<Float>) -> SIMD16<Float> {
+        let x0 = pointwiseMin(pointwiseMax(v, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
+        let fx = (x0 * 1.44269504088896341 + 0.5).rounded(.down)
+        var x = x0 - fx * 0.693359375
+        x = x + fx * 2.12194440e-4
+        let z = x * x
+        var y = SIMD16<Float>(repeating: 1.9875691500e-4)
+        y = y * x + 1.3981999507e-3
+        y = y * x + 8.3334519073e-3
+        y = y * x + 4.1665795894e-2
+        y = y * x + 1.6666665459e-1
+        y = y * x + 5.0000001201e-1
+        y = y * z + x + 1
+        let e = (SIMD16<Int32>(fx, rounding: .towardZero) &+ 127) &<< 23
+        return y * unsafeBitCast(e, to: SIMD16<Float>.self)
+    }
+}
