@@ -1,3 +1,5 @@
+import Glibc
+
 // A loaded model: its tokenizer and (unless loaded vocab-only) its decoder weights, from any supported format.
 // Immutable after load, so one model can serve many sessions on many threads.
 
@@ -8,6 +10,8 @@ public struct ModelLoadOptions: Sendable {
     public var tokenizerPath: String?
     /// Re-quantize float weights at load time (.q8_0 or .q4_0) to use less memory.
     public var convertTo: GGMLType?
+    /// llama.cpp's mmproj GGUF holding the vision encoder of a GGUF text model.
+    public var mmprojPath: String?
     public init(vocabOnly: Bool = false, tokenizerPath: String? = nil, convertTo: GGMLType? = nil) {
         self.vocabOnly = vocabOnly
         self.tokenizerPath = tokenizerPath
@@ -24,6 +28,10 @@ public final class Model: Sendable {
     public let summary: String
     /// The chat format this model was trained with, when recognised.
     public let chatTemplate: ChatTemplate?
+    /// The Pixtral vision encoder and projector, when the checkpoint has one (not loaded vocab-only).
+    public let vision: PixtralWeights?
+    /// How images are cut into tokens (also known to vocab-only loads of multimodal checkpoints).
+    public let visionConfig: VisionConfig?
 
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
         self.path = path
@@ -35,39 +43,56 @@ public final class Model: Sendable {
             tokenizer = try explicitTokenizer ?? BPETokenizer.fromGGUF(gguf)
             chatTemplate = explicitTokenizer != nil ? .mistralV7
                 : (try gguf.string("tokenizer.chat_template")).flatMap { ChatTemplate.detect(jinja: $0) }
+            let mmproj = try o.mmprojPath.map { try GGUFFile(path: $0) }
+            visionConfig = try mmproj.map { try VisionConfig.fromGGUF($0) }
             if o.vocabOnly {
                 arch = try gguf.string("general.architecture") ?? "unknown"
                 weights = nil
+                vision = nil
             } else {
                 let config = try LlamaConfig.fromGGUF(gguf)
                 weights = try LlamaWeights(gguf: gguf, config: config, convertTo: o.convertTo)
                 arch = config.arch
+                vision = try mmproj.map { try PixtralWeights(gguf: $0) }
             }
         case .huggingFace(let folder):
             format = "huggingface"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
             chatTemplate = .mistralV7
-            let config = try LlamaConfig.fromHuggingFace(readJSONFile(folder + "/config.json"))
+            let json = try readJSONFile(folder + "/config.json")
+            let config = try LlamaConfig.fromHuggingFace(json)
             arch = config.arch
+            visionConfig = json["vision_config"] != nil ? try VisionConfig.fromHuggingFace(json) : nil
             if o.vocabOnly {
                 weights = nil
+                vision = nil
             } else {
                 let (tensors, owners) = try loadHuggingFaceTensors(folder)
                 weights = try LlamaWeights(tensors: tensors, names: huggingFaceNames(tensors), config: config,
                                            keepAlive: owners, convertTo: o.convertTo)
+                vision = try visionConfig.map {
+                    try PixtralWeights(tensors: tensors, layout: PixtralWeights.huggingFaceLayout(tensors), config: $0,
+                                       keepAlive: owners)
+                }
             }
         case .native(let folder):
             format = "native"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
             chatTemplate = .mistralV7
-            let config = try LlamaConfig.fromNative(readJSONFile(folder + "/params.json"))
+            let json = try readJSONFile(folder + "/params.json")
+            let config = try LlamaConfig.fromNative(json)
             arch = config.arch
+            visionConfig = json["vision_encoder"] != nil ? try VisionConfig.fromNative(json) : nil
             if o.vocabOnly {
                 weights = nil
+                vision = nil
             } else {
                 let st = try SafetensorsFile(path: folder + "/consolidated.safetensors")
                 weights = try LlamaWeights(tensors: st.tensors, names: .native, config: config, keepAlive: [st],
                                            convertTo: o.convertTo)
+                vision = try visionConfig.map {
+                    try PixtralWeights(tensors: st.tensors, layout: .native, config: $0, keepAlive: [st])
+                }
             }
         case .tekkenJSON(let p):
             format = "tekken"
@@ -75,6 +100,11 @@ public final class Model: Sendable {
             chatTemplate = .mistralV7
             arch = "tokenizer"
             weights = nil
+            vision = nil
+            visionConfig = nil
+        }
+        if let v = vision, let c = weights?.config, v.config.projectionDim != c.nEmbd {
+            throw MistralError.format("the vision projector outputs \(v.config.projectionDim) values per row, the text model embeds \(c.nEmbd)")
         }
         if let c = weights?.config, c.nVocab != tokenizer.vocabSize {
             throw MistralError.format("the model has \(c.nVocab) vocabulary rows but its tokenizer has \(tokenizer.vocabSize) tokens")
@@ -99,4 +129,33 @@ public final class Model: Sendable {
     public var config: LlamaConfig? { weights?.config }
     public var vocabSize: Int { tokenizer.vocabSize }
     public var contextLength: Int { weights?.config.nCtxTrain ?? 0 }
+
+    /// The [IMG] placeholder id whose positions take image embedding rows.
+    public var imageTokenId: Int32? {
+        visionConfig?.imageTokenId.map { Int32($0) } ?? tokenizer.tokenId(forText: "[IMG]")
+    }
+
+    /// The token grid an image of this size becomes.
+    public func imageGrid(width: Int, height: Int) throws -> ImageTokenGrid {
+        guard let vc = visionConfig else { throw MistralError.unsupported("this model has no vision encoder") }
+        return try ImagePreprocessor.targetSize(width: width, height: height, config: vc).grid
+    }
+
+    /// Embedding rows (one per [IMG] token, n_embd floats each) for packed RGB8 images, in order.
+    public func embedImages(_ images: [RGBImage], threads: Int = 0) throws -> [Float] {
+        guard let v = vision else { throw Model.noVision }
+        return try embedPixels(try images.map { try ImagePreprocessor.preprocess($0, config: v.config) }, threads: threads)
+    }
+
+    static let noVision = MistralError.unsupported(
+        "this model has no vision encoder (load a multimodal checkpoint, or pass an mmproj file for a GGUF)")
+
+    /// The same for images already preprocessed (normalised, sized to whole tokens).
+    public func embedPixels(_ pixels: [PixelImage], threads: Int = 0) throws -> [Float] {
+        guard let v = vision else { throw Model.noVision }
+        let n = threads > 0 ? threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let encoder = try PixtralEncoder(weights: v, threads: n,
+                                         maxPatches: pixels.map { $0.width * $0.height / (v.config.patchSize * v.config.patchSize) }.max())
+        return try encoder.encode(pixels)
+    }
 }

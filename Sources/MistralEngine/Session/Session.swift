@@ -33,8 +33,12 @@ public final class Session {
     let pool: WorkerPool
     public let nCtx: Int
     public let seed: UInt64
-    /// Every token in the context, in order (the KV cache holds their keys/values).
+    /// Every token in the context, in order (the KV cache holds their keys/values). Positions filled from image
+    /// embeddings hold the [IMG] id; `rowTags` tells them apart.
     public private(set) var history: [Int32] = []
+    /// Per position: 0 for a token, else an identifier of the embedding row that filled it (content hash + row),
+    /// so prefix reuse never mistakes one image for another with the same grid.
+    private var rowTags: [UInt64] = []
     /// True when state.logits holds the next-token logits after the last history token.
     private var logitsValid = false
     private var rng: RandomGenerator
@@ -73,6 +77,7 @@ public final class Session {
     /// Forgets the whole context and reseeds the RNG.
     public func reset() {
         history.removeAll()
+        rowTags.removeAll()
         logitsValid = false
         rng = RandomGenerator(seed: seed)
     }
@@ -83,6 +88,7 @@ public final class Session {
             throw MistralError.invalid("cannot truncate to \(n): the session holds \(history.count) positions")
         }
         if n < history.count {
+            rowTags.removeLast(history.count - n)
             history.removeLast(history.count - n)
             logitsValid = false
         }
@@ -112,26 +118,90 @@ public final class Session {
             weights.forward(tokens: base + done, embeddings: nil, n: chunk, startPos: history.count,
                             state: state, pool: pool, logits: request)
             history.append(contentsOf: UnsafeBufferPointer(start: base + done, count: chunk))
+            rowTags.append(contentsOf: repeatElement(0, count: chunk))
             done += chunk
         }
         logitsValid = true
+    }
+
+    /// Appends positions given as embedding rows (n_embd floats each), e.g. an image's rows for its [IMG] tokens.
+    /// `tags` identify the rows for prefix reuse (nil: never reused); `placeholder` is the id kept in `history`.
+    public func evalEmbeddings(_ rows: UnsafePointer<Float>, count n: Int, placeholder: Int32 = -1,
+                               tags: [UInt64]? = nil, logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        guard n > 0 else { return }
+        guard history.count + n <= nCtx else {
+            throw MistralError(.contextFull, "context full: \(history.count) positions used + \(n) new > n_ctx \(nCtx)")
+        }
+        let d = weights.config.nEmbd, vocab = vocabSize
+        var done = 0
+        while done < n {
+            let chunk = min(state.nBatch, n - done)
+            let request: LogitsRequest = logitsOut.map { .all($0 + done * vocab) } ?? (done + chunk == n ? .last : .none)
+            weights.forward(tokens: nil, embeddings: rows + done * d, n: chunk, startPos: history.count,
+                            state: state, pool: pool, logits: request)
+            history.append(contentsOf: repeatElement(placeholder, count: chunk))
+            for i in done..<done + chunk { rowTags.append(tags.map { $0[i] } ?? UInt64.max - UInt64(history.count)) }
+            done += chunk
+        }
+        logitsValid = true
+    }
+
+    /// Appends a prompt whose `imageToken` positions take, in order, the rows of `imageRows` (identified by
+    /// `imageTags`). With `reusePrefix` the prompt is the whole context: positions already held (same token, or
+    /// same image row) are kept and only the rest is evaluated.
+    public func evalPrompt(_ ids: [Int32], imageToken: Int32?, imageRows: UnsafePointer<Float>?, imageTags: [UInt64],
+                           reusePrefix: Bool) throws {
+        let imageCount = imageToken.map { t in ids.reduce(0) { $0 + ($1 == t ? 1 : 0) } } ?? 0
+        guard imageCount == imageTags.count, imageCount == 0 || imageRows != nil else {
+            throw MistralError.invalid("the prompt has \(imageCount) [IMG] positions for \(imageTags.count) image rows")
+        }
+        var tags = [UInt64](repeating: 0, count: ids.count)
+        var k = 0
+        for (i, t) in ids.enumerated() where t == imageToken {
+            tags[i] = imageTags[k]
+            k += 1
+        }
+        var start = 0
+        if reusePrefix {
+            start = try keepCommonPrefix(ids, tags: tags)
+        } else if history.count + ids.count > nCtx {
+            throw MistralError(.contextFull, "context full: \(history.count) positions used + \(ids.count) new > n_ctx \(nCtx)")
+        }
+        // image rows before `start` were skipped
+        var row = tags[..<start].reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+        var i = start
+        while i < ids.count {
+            var j = i
+            if let imageToken, ids[i] == imageToken, let imageRows {
+                while j < ids.count && ids[j] == imageToken { j += 1 }
+                try evalEmbeddings(imageRows + row * weights.config.nEmbd, count: j - i, placeholder: imageToken,
+                                   tags: Array(tags[i..<j]))
+                row += j - i
+            } else {
+                while j < ids.count && ids[j] != imageToken { j += 1 }
+                try eval(Array(ids[i..<j]))
+            }
+            i = j
+        }
     }
 
     public func eval(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
         try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut) }
     }
 
-    /// Truncates the context to its longest common prefix with `full` and returns what remains to evaluate
-    /// (at least one token, so the next-token logits are fresh).
-    func keepCommonPrefix(_ full: [Int32]) throws -> [Int32] {
+    /// Truncates the context to its longest common prefix with `full` (same token, and for image positions the same
+    /// row tag) and returns how many positions were kept; at least the last one is left to evaluate, so the
+    /// next-token logits are fresh.
+    func keepCommonPrefix(_ full: [Int32], tags: [UInt64]? = nil) throws -> Int {
         guard full.count <= nCtx else {
             throw MistralError(.contextFull, "prompt of \(full.count) tokens exceeds n_ctx \(nCtx)")
         }
         var common = 0
-        while common < history.count && common < full.count && history[common] == full[common] { common += 1 }
+        while common < history.count && common < full.count && history[common] == full[common]
+            && rowTags[common] == (tags?[common] ?? 0) { common += 1 }
         if common == full.count && common > 0 { common -= 1 }
         try truncate(to: common)
-        return Array(full[common...])
+        return common
     }
 
     /// Logits after the last evaluated token (valid after eval/generate).
@@ -149,7 +219,7 @@ public final class Session {
         lastGenerated = 0
         var prompt = prompt
         if o.reusePrefix {
-            prompt = try keepCommonPrefix(prompt)
+            prompt = Array(prompt[try keepCommonPrefix(prompt)...])
         }
         if !prompt.isEmpty {
             try eval(prompt)

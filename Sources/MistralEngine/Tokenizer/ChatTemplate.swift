@@ -1,21 +1,19 @@
 // Chat prompts as token ids. Message content is always tokenized as plain text (special-token texts in it stay
 // text); control tokens come from the template only, so a user cannot inject "[INST]" or "<|im_end|>".
 
-/// One message of a conversation.
-///
-/// Text only for now. Images: the vision work will add the parts of a user message here (for example
-/// `public var images: [ChatImage]`, or a `parts` list of text and image chunks) and expand them in
-/// `ChatTemplate.contentTokens`, the one place where message content becomes tokens. mistral-common V7 puts an
-/// image chunk that ends a text-only message first (`_maybe_put_image_first`) and renders each image as
-/// [IMG]... rows separated by [IMG_BREAK] and ended by [IMG_END].
+/// One message of a conversation. A user message may carry images, given by their token grids (rows x cols of
+/// [IMG] tokens after the 2x2 merge): V7 renders them before the text, as mistral-common does for a message whose
+/// chunks are images then text, each as [IMG] rows separated by [IMG_BREAK] and closed by [IMG_END].
 public struct ChatMessage: Sendable {
     /// "system", "user" or "assistant".
     public var role: String
     public var content: String
+    public var images: [ImageTokenGrid]
 
-    public init(role: String, content: String) {
+    public init(role: String, content: String, images: [ImageTokenGrid] = []) {
         self.role = role
         self.content = content
+        self.images = images
     }
 }
 
@@ -112,6 +110,20 @@ public enum ChatTemplate: Sendable {
 
     // MARK: Mistral V7
 
+    /// [IMG] x cols per row, rows separated by [IMG_BREAK], the last closed by [IMG_END].
+    static func imageTokens(_ grid: ImageTokenGrid, _ tokenizer: any Tokenizer) throws -> [Int32] {
+        let name = "Mistral V7 image"
+        let img = try token("[IMG]", tokenizer, name), brk = try token("[IMG_BREAK]", tokenizer, name)
+        let end = try token("[IMG_END]", tokenizer, name)
+        var out: [Int32] = []
+        out.reserveCapacity(grid.rows * (grid.cols + 1))
+        for r in 0..<grid.rows {
+            out.append(contentsOf: repeatElement(img, count: grid.cols))
+            out.append(r == grid.rows - 1 ? end : brk)
+        }
+        return out
+    }
+
     static func validateV7(_ messages: [ChatMessage], _ addGenerationPrompt: Bool) throws {
         guard let first = messages.first, let last = messages.last else {
             throw MistralError.invalid("a conversation needs at least one message")
@@ -125,6 +137,9 @@ public enum ChatTemplate: Sendable {
         }
         for i in 1..<max(messages.count, 1) where messages[i].role == "system" && messages[i - 1].role == "assistant" {
             throw MistralError.invalid("message \(i): a system message cannot follow an assistant message")
+        }
+        for (i, m) in messages.enumerated() where m.role != "user" && !m.images.isEmpty {
+            throw MistralError.invalid("message \(i): only user messages can carry images")
         }
         for (i, m) in messages.enumerated() where m.role == "assistant" && m.content.isEmpty {
             throw MistralError.invalid("message \(i): an assistant message needs content")
@@ -145,6 +160,7 @@ public enum ChatTemplate: Sendable {
         var merged: [ChatMessage] = []
         for m in messages {
             if m.role != "system", let prev = merged.last, prev.role == m.role {
+                merged[merged.count - 1].images += m.images
                 if !m.content.isEmpty {
                     merged[merged.count - 1].content = prev.content.isEmpty ? m.content : prev.content + "\n\n" + m.content
                 }
@@ -162,6 +178,7 @@ public enum ChatTemplate: Sendable {
                 out.append(endSystem)
             case "user":
                 out.append(beginInst)
+                for grid in m.images { out.append(contentsOf: try imageTokens(grid, tokenizer)) }
                 out.append(contentsOf: contentTokens(m.content, tokenizer))
                 out.append(endInst)
             default:  // assistant
@@ -178,6 +195,9 @@ public enum ChatTemplate: Sendable {
 
     static func renderChatML(_ messages: [ChatMessage], _ tokenizer: any Tokenizer, _ addGenerationPrompt: Bool) throws -> [Int32] {
         let name = "ChatML"
+        if messages.contains(where: { !$0.images.isEmpty }) {
+            throw MistralError.unsupported("the ChatML template has no image tokens")
+        }
         let start = try token("<|im_start|>", tokenizer, name)
         let end = try token("<|im_end|>", tokenizer, name)
         let newline = tokenizer.tokenize("\n", addBos: false, parseSpecial: false)
