@@ -38,10 +38,10 @@ extern "C" {
 /* ---- Version -------------------------------------------------------------------------------------------- */
 
 #define MISTRAL_VERSION_MAJOR 0 /* the SONAME is libmistral.so.<MAJOR> */
-#define MISTRAL_VERSION_MINOR 1
+#define MISTRAL_VERSION_MINOR 2
 #define MISTRAL_VERSION_PATCH 0
 #define MISTRAL_VERSION_NUMBER (MISTRAL_VERSION_MAJOR * 10000 + MISTRAL_VERSION_MINOR * 100 + MISTRAL_VERSION_PATCH)
-#define MISTRAL_VERSION_STRING "0.1.0"
+#define MISTRAL_VERSION_STRING "0.2.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH". Static storage; never free it. */
 MISTRAL_API const char *mistral_version(void);
@@ -95,6 +95,8 @@ typedef struct mistral_model_params {
     int32_t weight_type;        /* MISTRAL_WEIGHTS_*. Default MISTRAL_WEIGHTS_AS_STORED */
     const char *tokenizer_path; /* a tekken.json to use instead of the model's own tokenizer; NULL = default.
                                    Copied during the call. */
+    const char *mmproj_path;    /* (since 0.2) llama.cpp's mmproj GGUF with the vision encoder of a GGUF text model;
+                                   NULL = none. HF and native folders bring their own vision weights. */
 } mistral_model_params;
 
 MISTRAL_API void mistral_model_params_init(mistral_model_params *params);
@@ -149,14 +151,47 @@ MISTRAL_API mistral_status mistral_detokenize(const mistral_model *model, const 
 MISTRAL_API mistral_status mistral_token_to_piece(const mistral_model *model, int32_t token, uint32_t flags,
                                                   char *text, size_t capacity, size_t *n_bytes);
 
-/* ---- Chat ---------------------------------------------------------------------------------------------- */
+/* ---- Images (since 0.2) ---------------------------------------------------------------------------------- */
 
-typedef struct mistral_image mistral_image; /* images in chat messages: reserved for the vision API */
+/* A decoded image: packed RGB8 pixels, row-major, no padding. Immutable; may be shared between threads. */
+typedef struct mistral_image mistral_image;
+
+#define MISTRAL_IMAGE_MAX_SIDE 16384       /* larger images are refused with MISTRAL_ERR_INVALID_ARGUMENT */
+#define MISTRAL_IMAGE_MAX_PIXELS 100000000
+
+/* Decodes a PNG or JPEG file (alpha is composited onto white, grayscale/CMYK become RGB). Corrupt or truncated files
+ * give MISTRAL_ERR_FORMAT, unreadable ones MISTRAL_ERR_IO, absurd dimensions MISTRAL_ERR_INVALID_ARGUMENT. */
+MISTRAL_API mistral_status mistral_image_load_file(const char *path, mistral_image **out_image);
+/* The same from `len` bytes of an encoded PNG/JPEG in memory (copied; the caller keeps its buffer). */
+MISTRAL_API mistral_status mistral_image_load_memory(const void *data, size_t len, mistral_image **out_image);
+/* Wraps a copy of packed RGB8 pixels (width * height * 3 bytes). */
+MISTRAL_API mistral_status mistral_image_from_rgb(const uint8_t *rgb, uint32_t width, uint32_t height,
+                                                  mistral_image **out_image);
+/* NULL is a no-op. */
+MISTRAL_API void mistral_image_free(mistral_image *image);
+MISTRAL_API uint32_t mistral_image_width(const mistral_image *image);   /* 0 for NULL */
+MISTRAL_API uint32_t mistral_image_height(const mistral_image *image);  /* 0 for NULL */
+/* The pixels (width * height * 3 bytes), owned by the image. NULL for NULL. */
+MISTRAL_API const uint8_t *mistral_image_rgb(const mistral_image *image);
+
+/* Nonzero when the model has a vision encoder (image calls need one). */
+MISTRAL_API int32_t mistral_model_has_vision(const mistral_model *model);
+/* The [IMG] token grid an image of width x height becomes after mistral-common's resizing: `rows` lines of
+ * `cols` [IMG] tokens (each line but the last followed by [IMG_BREAK], the last by [IMG_END]). */
+MISTRAL_API mistral_status mistral_image_token_grid(const mistral_model *model, uint32_t width, uint32_t height,
+                                                    uint32_t *rows, uint32_t *cols);
+/* Encodes packed RGB8 pixels into embedding rows: n_rows = rows * cols (one per [IMG] token, in prompt order),
+ * n_embd floats each, written to `out` when `capacity` (in rows) suffices; otherwise MISTRAL_ERR_BUFFER_TOO_SMALL
+ * with *n_rows = the needed count. Thread-safe (uses its own scratch). */
+MISTRAL_API mistral_status mistral_image_embed(const mistral_model *model, const uint8_t *rgb, uint32_t width,
+                                               uint32_t height, float *out, size_t capacity, size_t *n_rows);
+
+/* ---- Chat ---------------------------------------------------------------------------------------------- */
 
 typedef struct mistral_chat_message {
     const char *role;              /* "system", "user" or "assistant" */
     const char *content;           /* UTF-8 text; rendered as plain text (control-token texts in it stay text) */
-    const mistral_image *const *images; /* reserved: must be NULL / 0 in this version */
+    const mistral_image *const *images; /* user messages only: images shown before the text, in order (V7) */
     size_t n_images;
 } mistral_chat_message;
 
@@ -208,6 +243,18 @@ MISTRAL_API uint32_t mistral_session_n_ctx(const mistral_session *session);
  * token i. Returns MISTRAL_ERR_CONTEXT_FULL (and appends nothing) when n_past + n_tokens > n_ctx. */
 MISTRAL_API mistral_status mistral_eval(mistral_session *session, const int32_t *tokens, size_t n_tokens,
                                         float *logits_out);
+
+/* (since 0.2) Appends `n_rows` positions given as embedding rows (n_embd floats each), e.g. rows from
+ * mistral_image_embed for a prompt's [IMG] tokens, as mistral_eval does for tokens (logits_out: n_rows x n_vocab). */
+MISTRAL_API mistral_status mistral_eval_embd(mistral_session *session, const float *embd, size_t n_rows,
+                                             float *logits_out);
+
+/* (since 0.2) Renders `messages` (images included) with `template_name` or the model's template and the generation
+ * prompt, encodes the images, and brings the session to exactly that context: positions it already holds (same
+ * tokens, same images) are kept, the rest is evaluated. Follow with mistral_generate(session, NULL, 0, ...) for the
+ * answer; the next turn passes the whole conversation again and only its new part is computed. */
+MISTRAL_API mistral_status mistral_session_eval_chat(mistral_session *session, const char *template_name,
+                                                     const mistral_chat_message *messages, size_t n_messages);
 
 /* ---- Generation ------------------------------------------------------------------------------------------ */
 

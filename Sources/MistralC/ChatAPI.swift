@@ -19,6 +19,46 @@ func utf8String(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String {
     return s
 }
 
+/// The template to use: `name` when given, else the model's own.
+func chatTemplate(_ m: Model, _ templateName: UnsafePointer<CChar>?) throws -> ChatTemplate {
+    if let templateName {
+        let name = try utf8String(templateName, "template_name")
+        guard let t = ChatTemplate(name: name) else {
+            throw MistralError(.unsupported, "unknown chat template '\(name)' (known: mistral-v7, chatml)")
+        }
+        return t
+    }
+    guard let t = m.chatTemplate else {
+        throw MistralError(.unsupported, "the model's chat template is not recognised; pass a template name or render the prompt yourself and tokenize it with MISTRAL_TOKENIZE_PARSE_SPECIAL")
+    }
+    return t
+}
+
+/// Converts C messages; images become their token grids, and are also returned in prompt order.
+func chatMessages(_ m: Model, _ messages: UnsafePointer<mistral_chat_message>?, _ n: Int) throws
+    -> ([ChatMessage], [ImageHandle]) {
+    guard n > 0, n <= 1 << 20 else { throw invalid("n_messages must be in 1...1048576") }
+    let list = try require(messages, "messages")
+    var chat: [ChatMessage] = []
+    var images: [ImageHandle] = []
+    for i in 0..<n {
+        let msg = list[i]
+        guard msg.n_images <= 1024 else { throw invalid("messages[\(i)].n_images is out of range") }
+        var grids: [ImageTokenGrid] = []
+        if msg.n_images > 0 {
+            let ptrs = try require(msg.images, "messages[\(i)].images")
+            for k in 0..<msg.n_images {
+                let img = try require(imageHandle(ptrs[k]), "messages[\(i)].images[\(k)]")
+                grids.append(try m.imageGrid(width: img.image.width, height: img.image.height))
+                images.append(img)
+            }
+        }
+        chat.append(ChatMessage(role: try utf8String(msg.role, "messages[\(i)].role"),
+                                content: try utf8String(msg.content, "messages[\(i)].content"), images: grids))
+    }
+    return (chat, images)
+}
+
 @_cdecl("mistral_chat_tokenize")
 public func mistral_chat_tokenize(_ model: OpaquePointer?, _ templateName: UnsafePointer<CChar>?,
                                   _ messages: UnsafePointer<mistral_chat_message>?, _ nMessages: Int,
@@ -28,32 +68,35 @@ public func mistral_chat_tokenize(_ model: OpaquePointer?, _ templateName: Unsaf
         let m = try require(modelHandle(model), "model").model
         let nTokens = try require(nTokens, "n_tokens")
         nTokens.pointee = 0
-        guard nMessages > 0, nMessages <= 1 << 20 else { throw invalid("n_messages must be in 1...1048576") }
-        let template: ChatTemplate
-        if let templateName {
-            let name = try utf8String(templateName, "template_name")
-            guard let t = ChatTemplate(name: name) else {
-                throw MistralError(.unsupported, "unknown chat template '\(name)' (known: mistral-v7, chatml)")
-            }
-            template = t
-        } else {
-            guard let t = m.chatTemplate else {
-                throw MistralError(.unsupported, "the model's chat template is not recognised; pass a template name or render the prompt yourself and tokenize it with MISTRAL_TOKENIZE_PARSE_SPECIAL")
-            }
-            template = t
-        }
-        let list = try require(messages, "messages")
-        var chat: [ChatMessage] = []
-        for i in 0..<nMessages {
-            let msg = list[i]
-            guard msg.n_images == 0 else {
-                throw MistralError(.unsupported, "message \(i): images in chat messages are not supported by this version")
-            }
-            chat.append(ChatMessage(role: try utf8String(msg.role, "messages[\(i)].role"),
-                                    content: try utf8String(msg.content, "messages[\(i)].content")))
-        }
+        let template = try chatTemplate(m, templateName)
+        let (chat, _) = try chatMessages(m, messages, nMessages)
         let ids = try template.render(chat, tokenizer: m.tokenizer,
                                       addGenerationPrompt: flags & MISTRAL_CHAT_ADD_GENERATION_PROMPT != 0)
         try deliver(ids, to: tokens, capacity: capacity, count: nTokens, what: "tokens")
+    }
+}
+
+@_cdecl("mistral_session_eval_chat")
+public func mistral_session_eval_chat(_ session: OpaquePointer?, _ templateName: UnsafePointer<CChar>?,
+                                      _ messages: UnsafePointer<mistral_chat_message>?, _ nMessages: Int) -> mistral_status {
+    guarded {
+        let s = try require(sessionHandle(session), "session").session
+        let m = s.model
+        let template = try chatTemplate(m, templateName)
+        let (chat, images) = try chatMessages(m, messages, nMessages)
+        let ids = try template.render(chat, tokenizer: m.tokenizer, addGenerationPrompt: true)
+        var rows: [Float] = []
+        var tags: [UInt64] = []
+        if !images.isEmpty {
+            rows = try m.embedImages(images.map { $0.image }, threads: s.threadCount)
+            for img in images {
+                let grid = try m.imageGrid(width: img.image.width, height: img.image.height)
+                for r in 0..<grid.count { tags.append(img.contentHash &+ UInt64(r)) }
+            }
+        }
+        try rows.withUnsafeBufferPointer {
+            try s.evalPrompt(ids, imageToken: images.isEmpty ? nil : m.imageTokenId, imageRows: $0.baseAddress,
+                             imageTags: tags, reusePrefix: true)
+        }
     }
 }

@@ -7,7 +7,7 @@ import MistralEngine
 public func mistral_model_params_init(_ params: UnsafeMutablePointer<mistral_model_params>?) {
     guard let params else { return }
     params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0,
-                                          weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil)
+                                          weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil, mmproj_path: nil)
 }
 
 @_cdecl("mistral_model_load")
@@ -22,6 +22,7 @@ public func mistral_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
         let p = try readParams(params, defaults: defaults, name: "mistral_model_params")
         var options = ModelLoadOptions(vocabOnly: p.vocab_only != 0)
         options.tokenizerPath = p.tokenizer_path.map { String(cString: $0) }
+        options.mmprojPath = p.mmproj_path.map { String(cString: $0) }
         switch p.weight_type {
         case MISTRAL_WEIGHTS_AS_STORED: break
         case MISTRAL_WEIGHTS_Q8_0: options.convertTo = .q8_0

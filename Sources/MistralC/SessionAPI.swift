@@ -69,6 +69,17 @@ public func mistral_eval(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int3
     }
 }
 
+@_cdecl("mistral_eval_embd")
+public func mistral_eval_embd(_ session: OpaquePointer?, _ embd: UnsafePointer<Float>?, _ nRows: Int,
+                              _ logitsOut: UnsafeMutablePointer<Float>?) -> mistral_status {
+    guarded {
+        let s = try require(sessionHandle(session), "session").session
+        guard nRows >= 0, nRows <= maxTokenCount else { throw invalid("n_rows \(nRows) is out of range") }
+        guard nRows > 0 else { return }
+        try s.evalEmbeddings(try require(embd, "embd"), count: nRows, logitsOut: logitsOut)
+    }
+}
+
 @_cdecl("mistral_generate_params_init")
 public func mistral_generate_params_init(_ params: UnsafeMutablePointer<mistral_generate_params>?) {
     guard let params else { return }

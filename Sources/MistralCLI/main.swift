@@ -1,7 +1,7 @@
 // mistral-cli: generate text, tokenize, and measure speed with libmistral's engine.
 //   mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX] [--top-k K]
 //                        [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ignore-eos] [--no-special]
-//   mistral-cli chat -m MODEL [--system TEXT] [--template NAME]
+//   mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--template NAME]
 //   mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
 //   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
 import Glibc
@@ -15,7 +15,8 @@ func usage() -> String {
       mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX]
                            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]...
                            [--ignore-eos] [--no-special]
-      mistral-cli chat -m MODEL [--system TEXT] [--template mistral-v7|chatml] [-n N] [--temp T] [-t THREADS] ...
+      mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|chatml]
+                       [-n N] [--temp T] [-t THREADS] ...
       mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
       mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
     MODEL: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenize only).
@@ -81,6 +82,7 @@ func loadModel(_ a: Arguments) throws -> Model {
     guard let path = a.string("-m", "--model") else { throw UsageError(message: "missing -m MODEL") }
     var o = ModelLoadOptions()
     o.tokenizerPath = a.string("--tokenizer")
+    o.mmprojPath = a.string("--mmproj")
     switch a.string("--weights")?.lowercased() {
     case nil: break
     case "q8_0": o.convertTo = .q8_0
@@ -147,19 +149,33 @@ func runChat(_ a: Arguments) throws {
         template = t
     }
     let session = try Session(model: model, options: try sessionOptions(a))
-    var o = try generateOptions(a, defaultTemperature: template.recommendedTemperature)
-    o.reusePrefix = true
+    let o = try generateOptions(a, defaultTemperature: template.recommendedTemperature)
     var messages: [ChatMessage] = []
     if let system = a.string("--system") { messages.append(ChatMessage(role: "system", content: system)) }
+    // --image files go with the first user turn; their rows are computed once and reused by every later turn.
+    var pending = try (a.values["--image"] ?? []).map { try ImageFile.load(path: $0) }
+    var imageRows: [Float] = []
+    var imageTags: [UInt64] = []
     while true {
         write(2, Array("> ".utf8))
         guard let line = readLine(strippingNewline: true) else { break }
         if line.trimmingCharacters(in: " \t") == "" { continue }
-        messages.append(ChatMessage(role: "user", content: line))
+        var grids: [ImageTokenGrid] = []
+        if !pending.isEmpty {
+            grids = try pending.map { try model.imageGrid(width: $0.width, height: $0.height) }
+            imageRows += try model.embedImages(pending, threads: session.threadCount)
+            for g in grids { for r in 0..<g.count { imageTags.append(UInt64(imageTags.count + r + 1)) } }
+            pending = []
+        }
+        messages.append(ChatMessage(role: "user", content: line, images: grids))
         let ids = try template.render(messages, tokenizer: model.tokenizer, addGenerationPrompt: true)
         var answer: [UInt8] = []
         do {
-            try session.generate(prompt: ids, options: o) { text, _ in
+            try imageRows.withUnsafeBufferPointer {
+                try session.evalPrompt(ids, imageToken: imageTags.isEmpty ? nil : model.imageTokenId,
+                                       imageRows: $0.baseAddress, imageTags: imageTags, reusePrefix: true)
+            }
+            try session.generate(prompt: [], options: o) { text, _ in
                 answer += text
                 writeOut(text)
                 return true
@@ -168,6 +184,8 @@ func runChat(_ a: Arguments) throws {
             printErr("\n[context full: starting a new conversation]")
             session.reset()
             messages.removeAll()
+            imageRows.removeAll()
+            imageTags.removeAll()
             continue
         }
         writeOut(Array("\n".utf8))

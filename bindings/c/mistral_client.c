@@ -1,8 +1,11 @@
 /*
  * mistral_client — a small C client of libmistral: loads a model, tokenizes a prompt, and streams a generation
- * through a callback (which can stop it after --stop-after pieces).
+ * through a callback (which can stop it after --stop-after pieces). With --image, the prompt becomes a chat user
+ * message showing that image: the client prints the image's token grid, embeds it with mistral_image_embed, and
+ * answers through mistral_session_eval_chat + mistral_generate.
  *
  *   mistral_client MODEL PROMPT [-n MAX_TOKENS] [--temp T] [--seed S] [-t THREADS] [--stop-after N] [--ignore-eos]
+ *                  [--image FILE] [--tokenizer tekken.json] [--mmproj MMPROJ.gguf]
  *
  * Exit status: 0 on success, 1 on a library error (its status name and message are printed on stderr), 2 on usage.
  */
@@ -47,6 +50,9 @@ int main(int argc, char **argv) {
     gparams.temperature = 0.0f;
     gparams.max_tokens = 64;
     struct stream_state st = {0, -1};
+    const char *image_path = NULL;
+    mistral_model_params mparams;
+    mistral_model_params_init(&mparams);
 
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
@@ -58,6 +64,9 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--seed") == 0) gparams.seed = strtoull(v, NULL, 10);
         else if (strcmp(a, "-t") == 0) sparams.n_threads = atoi(v);
         else if (strcmp(a, "--stop-after") == 0) st.stop_after = atol(v);
+        else if (strcmp(a, "--image") == 0) image_path = v;
+        else if (strcmp(a, "--tokenizer") == 0) mparams.tokenizer_path = v;
+        else if (strcmp(a, "--mmproj") == 0) mparams.mmproj_path = v;
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
         i++;
     }
@@ -66,24 +75,60 @@ int main(int argc, char **argv) {
         fprintf(stderr, "warning: header %s, library %s\n", MISTRAL_VERSION_STRING, mistral_version());
 
     mistral_model *model = NULL;
-    mistral_status rc = mistral_model_load(model_path, NULL, &model);
+    mistral_status rc = mistral_model_load(model_path, &mparams, &model);
     if (rc != MISTRAL_OK) return fail("mistral_model_load", rc);
     fprintf(stderr, "model: %s\n", mistral_model_desc(model));
 
-    /* Ask for the size first, then tokenize into a buffer of that size. */
-    size_t n_tokens = 0;
-    uint32_t flags = MISTRAL_TOKENIZE_PARSE_SPECIAL;
-    rc = mistral_tokenize(model, prompt, strlen(prompt), flags, NULL, 0, &n_tokens);
-    if (rc != MISTRAL_OK && rc != MISTRAL_ERR_BUFFER_TOO_SMALL) { mistral_model_free(model); return fail("mistral_tokenize", rc); }
-    int32_t *tokens = malloc((n_tokens ? n_tokens : 1) * sizeof *tokens);
-    if (!tokens) { mistral_model_free(model); return 1; }
-    rc = mistral_tokenize(model, prompt, strlen(prompt), flags, tokens, n_tokens, &n_tokens);
-    if (rc != MISTRAL_OK) { free(tokens); mistral_model_free(model); return fail("mistral_tokenize", rc); }
-    fprintf(stderr, "prompt: %zu tokens\n", n_tokens);
-
     mistral_session *session = NULL;
-    rc = mistral_session_create(model, &sparams, &session);
-    if (rc != MISTRAL_OK) { free(tokens); mistral_model_free(model); return fail("mistral_session_create", rc); }
+    int32_t *tokens = NULL;
+    size_t n_tokens = 0;
+    if (image_path) {
+        mistral_image *image = NULL;
+        rc = mistral_image_load_file(image_path, &image);
+        if (rc != MISTRAL_OK) { mistral_model_free(model); return fail("mistral_image_load_file", rc); }
+        uint32_t rows = 0, cols = 0;
+        size_t n_rows = 0;
+        rc = mistral_image_token_grid(model, mistral_image_width(image), mistral_image_height(image), &rows, &cols);
+        if (rc == MISTRAL_OK) {
+            /* Ask for the row count first, then embed into a buffer of that size. */
+            rc = mistral_image_embed(model, mistral_image_rgb(image), mistral_image_width(image),
+                                     mistral_image_height(image), NULL, 0, &n_rows);
+            float *rows_buf = rc == MISTRAL_ERR_BUFFER_TOO_SMALL
+                ? malloc(n_rows * (size_t)mistral_model_n_embd(model) * sizeof(float)) : NULL;
+            rc = rows_buf ? mistral_image_embed(model, mistral_image_rgb(image), mistral_image_width(image),
+                                                mistral_image_height(image), rows_buf, n_rows, &n_rows)
+                          : MISTRAL_ERR_INTERNAL;
+            free(rows_buf);
+        }
+        if (rc != MISTRAL_OK) { mistral_image_free(image); mistral_model_free(model); return fail("mistral_image_embed", rc); }
+        fprintf(stderr, "image: %ux%u pixels, %ux%u tokens, %zu embedding rows\n", mistral_image_width(image),
+                mistral_image_height(image), rows, cols, n_rows);
+        rc = mistral_session_create(model, &sparams, &session);
+        if (rc == MISTRAL_OK) {
+            const mistral_image *images[1] = {image};
+            mistral_chat_message msg = {"user", prompt, images, 1};
+            rc = mistral_session_eval_chat(session, NULL, &msg, 1);
+        }
+        mistral_image_free(image); /* the session keeps what it needs */
+        if (rc != MISTRAL_OK) {
+            mistral_session_free(session);
+            mistral_model_free(model);
+            return fail("mistral_session_eval_chat", rc);
+        }
+        fprintf(stderr, "prompt: %u positions\n", mistral_session_n_past(session));
+    } else {
+        /* Ask for the size first, then tokenize into a buffer of that size. */
+        uint32_t flags = MISTRAL_TOKENIZE_PARSE_SPECIAL;
+        rc = mistral_tokenize(model, prompt, strlen(prompt), flags, NULL, 0, &n_tokens);
+        if (rc != MISTRAL_OK && rc != MISTRAL_ERR_BUFFER_TOO_SMALL) { mistral_model_free(model); return fail("mistral_tokenize", rc); }
+        tokens = malloc((n_tokens ? n_tokens : 1) * sizeof *tokens);
+        if (!tokens) { mistral_model_free(model); return 1; }
+        rc = mistral_tokenize(model, prompt, strlen(prompt), flags, tokens, n_tokens, &n_tokens);
+        if (rc != MISTRAL_OK) { free(tokens); mistral_model_free(model); return fail("mistral_tokenize", rc); }
+        fprintf(stderr, "prompt: %zu tokens\n", n_tokens);
+        rc = mistral_session_create(model, &sparams, &session);
+        if (rc != MISTRAL_OK) { free(tokens); mistral_model_free(model); return fail("mistral_session_create", rc); }
+    }
 
     rc = mistral_generate(session, tokens, n_tokens, &gparams, on_piece, &st);
     printf("\n");

@@ -17,7 +17,7 @@ import queue
 import threading
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
-__all__ = ["Model", "Session", "MistralError", "set_log_callback", "version", "library_path"]
+__all__ = ["Model", "Session", "Image", "MistralError", "set_log_callback", "version", "library_path"]
 
 # ---- status codes (mistral.h) -------------------------------------------------------------------------------
 OK = 0
@@ -56,7 +56,7 @@ class MistralError(Exception):
 # ---- structs (must match mistral.h) ----------------------------------------------------------------------------
 class _ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("vocab_only", ctypes.c_int32), ("weight_type", ctypes.c_int32),
-                ("tokenizer_path", ctypes.c_char_p)]
+                ("tokenizer_path", ctypes.c_char_p), ("mmproj_path", ctypes.c_char_p)]
 
 
 class _ChatMessage(ctypes.Structure):
@@ -141,6 +141,20 @@ _signatures = {
     "mistral_model_arch": ([_P], ctypes.c_char_p),
     "mistral_model_desc": ([_P], ctypes.c_char_p),
     "mistral_model_chat_template": ([_P], ctypes.c_char_p),
+    "mistral_image_load_file": ([ctypes.c_char_p, ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_image_load_memory": ([ctypes.c_char_p, _sz, ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_image_from_rgb": ([ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_image_free": ([_P], None),
+    "mistral_image_width": ([_P], ctypes.c_uint32),
+    "mistral_image_height": ([_P], ctypes.c_uint32),
+    "mistral_image_rgb": ([_P], ctypes.POINTER(ctypes.c_uint8)),
+    "mistral_model_has_vision": ([_P], ctypes.c_int32),
+    "mistral_image_token_grid": ([_P, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32),
+                                  ctypes.POINTER(ctypes.c_uint32)], ctypes.c_int32),
+    "mistral_image_embed": ([_P, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_float), _sz,
+                             _szp], ctypes.c_int32),
+    "mistral_eval_embd": ([_P, ctypes.POINTER(ctypes.c_float), _sz, ctypes.POINTER(ctypes.c_float)], ctypes.c_int32),
+    "mistral_session_eval_chat": ([_P, ctypes.c_char_p, ctypes.POINTER(_ChatMessage), _sz], ctypes.c_int32),
     "mistral_chat_tokenize": ([_P, ctypes.c_char_p, ctypes.POINTER(_ChatMessage), _sz, ctypes.c_uint32, _i32p, _sz,
                                _szp], ctypes.c_int32),
     "mistral_tokenize": ([_P, ctypes.c_char_p, _sz, ctypes.c_uint32, _i32p, _sz, _szp], ctypes.c_int32),
@@ -229,6 +243,85 @@ class _Handle:
         return self._handle
 
 
+# ---- Images --------------------------------------------------------------------------------------------------------
+class Image(_Handle):
+    """A decoded image (packed RGB8). Build one with Image.open(path), Image.from_bytes(png_or_jpeg),
+    Image.from_rgb(pixels, width, height), or Image.of(x) for a path, bytes, a Pillow image or a numpy array."""
+
+    _kind = "image"
+    _free = staticmethod(lambda h: _lib.mistral_image_free(h))
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    @classmethod
+    def _make(cls, call, *args) -> "Image":
+        handle = ctypes.c_void_p()
+        _check(getattr(_lib, call)(*args, ctypes.byref(handle)), call)
+        return cls(handle)
+
+    @classmethod
+    def open(cls, path: Union[str, os.PathLike]) -> "Image":
+        return cls._make("mistral_image_load_file", os.fsencode(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Image":
+        return cls._make("mistral_image_load_memory", bytes(data), len(data))
+
+    @classmethod
+    def from_rgb(cls, pixels: bytes, width: int, height: int) -> "Image":
+        data = bytes(pixels)
+        if len(data) != width * height * 3:
+            raise MistralError(ERR_INVALID_ARGUMENT, f"{len(data)} bytes for a {width}x{height} RGB image")
+        return cls._make("mistral_image_from_rgb", data, width, height)
+
+    @classmethod
+    def of(cls, x) -> "Image":
+        if isinstance(x, Image):
+            return x
+        if isinstance(x, (str, os.PathLike)):
+            return cls.open(x)
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            return cls.from_bytes(bytes(x))
+        if hasattr(x, "convert") and hasattr(x, "size") and hasattr(x, "tobytes"):  # Pillow, alpha onto white
+            if x.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = x.convert("RGBA")
+                white = rgba.copy()
+                white.paste((255, 255, 255, 255), (0, 0) + rgba.size)
+                white.alpha_composite(rgba)
+                x = white
+            rgb = x.convert("RGB")
+            return cls.from_rgb(rgb.tobytes(), rgb.size[0], rgb.size[1])
+        if hasattr(x, "shape") and hasattr(x, "dtype"):  # numpy (H, W, 3) uint8, or (H, W) grayscale
+            import numpy as np
+            a = np.ascontiguousarray(x)
+            if a.ndim == 2:
+                a = np.repeat(a[:, :, None], 3, axis=2)
+            if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+                raise MistralError(ERR_INVALID_ARGUMENT, "numpy images must be (H, W, 3) or (H, W) uint8")
+            return cls.from_rgb(a.tobytes(), a.shape[1], a.shape[0])
+        raise MistralError(ERR_INVALID_ARGUMENT, f"cannot make an image of {type(x).__name__}")
+
+    width = property(lambda self: _lib.mistral_image_width(self.handle))
+    height = property(lambda self: _lib.mistral_image_height(self.handle))
+
+    def rgb(self) -> bytes:
+        return ctypes.string_at(_lib.mistral_image_rgb(self.handle), self.width * self.height * 3)
+
+
+def _chat_array(messages: Sequence[dict]):
+    """ctypes messages plus everything that must stay alive while the library reads them."""
+    keep = []
+    structs = []
+    for m in messages:
+        role, content = m["role"].encode("utf-8"), m["content"].encode("utf-8")
+        images = [Image.of(x) for x in m.get("images", [])]
+        arr = (ctypes.c_void_p * max(len(images), 1))(*[i.handle.value for i in images])
+        keep += [role, content, images, arr]
+        structs.append(_ChatMessage(role, content, ctypes.cast(arr, ctypes.c_void_p) if images else None, len(images)))
+    return (_ChatMessage * max(len(structs), 1))(*structs), keep
+
+
 # ---- Model ---------------------------------------------------------------------------------------------------------
 class Model(_Handle):
     """Weights + tokenizer. Immutable after loading; may be shared by sessions on several threads."""
@@ -237,7 +330,8 @@ class Model(_Handle):
     _free = staticmethod(lambda h: _lib.mistral_model_free(h))
 
     def __init__(self, path: Union[str, os.PathLike], vocab_only: bool = False,
-                 tokenizer_path: Optional[Union[str, os.PathLike]] = None, weight_type: Optional[str] = None):
+                 tokenizer_path: Optional[Union[str, os.PathLike]] = None, weight_type: Optional[str] = None,
+                 mmproj_path: Optional[Union[str, os.PathLike]] = None):
         """path: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenizer only).
         weight_type: None (as stored), "q8_0" or "q4_0" to re-quantize float weights while loading."""
         self._handle = None
@@ -248,6 +342,7 @@ class Model(_Handle):
             raise MistralError(ERR_INVALID_ARGUMENT, f"weight_type must be one of {sorted(k for k in WEIGHT_TYPES if k)}")
         params.weight_type = WEIGHT_TYPES[weight_type]
         params.tokenizer_path = os.fsencode(tokenizer_path) if tokenizer_path is not None else None
+        params.mmproj_path = os.fsencode(mmproj_path) if mmproj_path is not None else None
         handle = ctypes.c_void_p()
         _check(_lib.mistral_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)),
                "mistral_model_load")
@@ -274,23 +369,49 @@ class Model(_Handle):
 
     def chat_tokenize(self, messages: Sequence[dict], template: Optional[str] = None,
                       add_generation_prompt: bool = True) -> list:
-        """Token ids of a conversation [{"role": "system"|"user"|"assistant", "content": str}, ...], rendered with
-        the model's chat template (or `template`) exactly as mistral-common does."""
-        keep = [(m["role"].encode("utf-8"), m["content"].encode("utf-8")) for m in messages]
-        arr = (_ChatMessage * max(len(keep), 1))(*[_ChatMessage(r, c, None, 0) for r, c in keep])
+        """Token ids of a conversation [{"role": "system"|"user"|"assistant", "content": str,
+        "images": [path | bytes | PIL image | numpy array | Image, ...]}, ...], rendered with the model's chat
+        template (or `template`) exactly as mistral-common does; images become their [IMG] grids."""
+        arr, keep = _chat_array(messages)
         flags = CHAT_ADD_GENERATION_PROMPT if add_generation_prompt else 0
         tname = template.encode() if template else None
         n = ctypes.c_size_t(0)
-        status = _lib.mistral_chat_tokenize(self.handle, tname, arr, len(keep), flags, None, 0, ctypes.byref(n))
+        status = _lib.mistral_chat_tokenize(self.handle, tname, arr, len(messages), flags, None, 0, ctypes.byref(n))
         if status not in (OK, ERR_BUFFER_TOO_SMALL):
             _check(status, "mistral_chat_tokenize")
         buf = (ctypes.c_int32 * max(n.value, 1))()
-        _check(_lib.mistral_chat_tokenize(self.handle, tname, arr, len(keep), flags, buf, n.value, ctypes.byref(n)),
+        _check(_lib.mistral_chat_tokenize(self.handle, tname, arr, len(messages), flags, buf, n.value, ctypes.byref(n)),
                "mistral_chat_tokenize")
+        del keep
         return list(buf[: n.value])
 
     def is_eog(self, token: int) -> bool:
         return bool(_lib.mistral_model_token_is_eog(self.handle, token))
+
+    has_vision = property(lambda self: bool(_lib.mistral_model_has_vision(self.handle)))
+
+    def image_grid(self, width: int, height: int) -> tuple:
+        """(rows, cols) of [IMG] tokens an image of this size becomes."""
+        rows, cols = ctypes.c_uint32(), ctypes.c_uint32()
+        _check(_lib.mistral_image_token_grid(self.handle, width, height, ctypes.byref(rows), ctypes.byref(cols)),
+               "mistral_image_token_grid")
+        return rows.value, cols.value
+
+    def image_embed(self, image):
+        """Embedding rows of an image (path, bytes, Pillow image, numpy array or Image): a float32 numpy array
+        (rows * cols, n_embd), one row per [IMG] token in prompt order."""
+        import numpy as np
+        img = Image.of(image)
+        rgb = img.rgb()
+        n = ctypes.c_size_t(0)
+        status = _lib.mistral_image_embed(self.handle, rgb, img.width, img.height, None, 0, ctypes.byref(n))
+        if status not in (OK, ERR_BUFFER_TOO_SMALL):
+            _check(status, "mistral_image_embed")
+        out = np.empty((n.value, self.n_embd), dtype=np.float32)
+        _check(_lib.mistral_image_embed(self.handle, rgb, img.width, img.height,
+                                        out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), n.value, ctypes.byref(n)),
+               "mistral_image_embed")
+        return out
 
     def tokenize(self, text: Union[str, bytes], add_bos: bool = False, special: bool = False) -> list:
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
@@ -394,15 +515,31 @@ class Session(_Handle):
             return self.model.tokenize(prompt, add_bos=add_bos, special=special)
         return list(prompt)
 
+    def eval_embd(self, rows, logits: bool = False):
+        """Appends positions given as embedding rows (e.g. from Model.image_embed), like eval() does for tokens."""
+        import numpy as np
+        a = np.ascontiguousarray(rows, dtype=np.float32)
+        if a.ndim != 2 or a.shape[1] != self.model.n_embd:
+            raise MistralError(ERR_INVALID_ARGUMENT, f"rows must be (n, {self.model.n_embd}) floats")
+        out = np.empty((a.shape[0], self.model.n_vocab), dtype=np.float32) if logits else None
+        _check(_lib.mistral_eval_embd(self.handle, a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), a.shape[0],
+                                      out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) if logits else None),
+               "mistral_eval_embd")
+        return out
+
     def chat(self, messages: Sequence[dict], template: Optional[str] = None, temperature: Optional[float] = None,
              **kwargs) -> str:
-        """Answers the conversation `messages` (the last one from the user). The whole conversation is rendered
-        each time; the session evaluates only the part it does not already hold, so earlier turns are not
-        recomputed. Temperature defaults to the model's recommendation (0.15 for Mistral V7 models)."""
-        ids = self.model.chat_tokenize(messages, template=template, add_generation_prompt=True)
+        """Answers the conversation `messages` (the last one from the user; user messages may carry "images").
+        The whole conversation is passed each time; the session evaluates only what it does not already hold, so
+        earlier turns and images are not recomputed. Temperature defaults to the model's recommendation (0.15 for
+        Mistral V7 models)."""
+        arr, keep = _chat_array(messages)
+        _check(_lib.mistral_session_eval_chat(self.handle, template.encode() if template else None, arr,
+                                              len(messages)), "mistral_session_eval_chat")
+        del keep
         if temperature is None:
             temperature = 0.15 if (template or self.model.chat_template) == "mistral-v7" else 0.7
-        return self.generate(ids, temperature=temperature, reuse_prefix=True, **kwargs)
+        return self.generate([], temperature=temperature, **kwargs)
 
     def _params(self, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, stop,
                 ignore_eos, special_out, reuse_prefix=False):
