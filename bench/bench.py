@@ -15,6 +15,7 @@ import sys
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+_quiet = None
 
 
 def bench_mistral(model, threads, pp, tg, reps):
@@ -26,25 +27,42 @@ def bench_mistral(model, threads, pp, tg, reps):
 
 
 def bench_llamacpp(model, threads, pp, tg, reps):
-    import llama_cpp
-    llm = llama_cpp.Llama(model_path=model, n_ctx=pp + tg + 8, n_batch=max(pp, 1), n_threads=threads,
-                          n_threads_batch=threads, verbose=False)
-    vocab = llm.n_vocab()
-    prompt = [(i * 7919 + 13) % vocab for i in range(pp)]
+    """llama.cpp through its C API (llama_decode on llama_batch_get_one), so no Python-side work is timed."""
+    import llama_cpp as L
+    global _quiet
+    _quiet = L.llama_log_callback(lambda level, text, user_data: None)  # keep a reference: llama.cpp calls it later
+    L.llama_log_set(_quiet, None)
+    L.llama_backend_init()
+    m = L.llama_model_load_from_file(model.encode(), L.llama_model_default_params())
+    n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(m))
+    cp = L.llama_context_default_params()
+    cp.n_ctx = pp + tg + 8
+    cp.n_batch = cp.n_ubatch = max(pp, 1)
+    cp.n_threads = cp.n_threads_batch = threads
+    ctx = L.llama_init_from_model(m, cp)
+    mem = L.llama_get_memory(ctx)
+    prompt = (L.llama_token * max(pp, 1))(*[(i * 7919 + 13) % n_vocab for i in range(pp)])
+    one = (L.llama_token * 1)(1)
     best_pp = best_tg = 0.0
     for _ in range(reps):
-        llm.reset()
+        L.llama_memory_clear(mem, True)
         t0 = time.perf_counter()
-        llm.eval(prompt)
+        L.llama_decode(ctx, L.llama_batch_get_one(prompt, pp))
+        L.llama_synchronize(ctx)
         best_pp = max(best_pp, pp / (time.perf_counter() - t0))
-        llm.reset()
-        llm.eval(prompt[:1])
+        L.llama_memory_clear(mem, True)
+        one[0] = prompt[0]
+        L.llama_decode(ctx, L.llama_batch_get_one(one, 1))
         token = 1
         t0 = time.perf_counter()
         for i in range(tg):
-            token = (token * 31 + i) % vocab
-            llm.eval([token])
+            token = (token * 31 + i) % n_vocab
+            one[0] = token
+            L.llama_decode(ctx, L.llama_batch_get_one(one, 1))
+            L.llama_synchronize(ctx)
         best_tg = max(best_tg, tg / (time.perf_counter() - t0))
+    L.llama_free(ctx)
+    L.llama_model_free(m)
     return best_pp, best_tg
 
 
