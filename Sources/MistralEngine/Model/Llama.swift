@@ -196,14 +196,8 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             return try WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols)
         }
         func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
-            let t = try tensor(name)
-            guard t.shape == [n] else { throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(n)]") }
-            guard [.f32, .f16, .bf16].contains(t.type) else {
-                throw MistralError.unsupported("tensor '\(name)' has type \(t.type.name); vectors must be F32/F16/BF16")
-            }
-            let out = try allocateZeroed(Float.self, count: n, what: "'\(name)'")
+            let out = try tensor(name).floatVector(n)
             owned.append(UnsafeMutableRawPointer(out))
-            try WeightMatrix(data: t.data, type: t.type, rows: 1, cols: n).dequantizeRow(0, into: out)
             return UnsafePointer(out)
         }
         do {

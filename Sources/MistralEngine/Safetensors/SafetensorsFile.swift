@@ -1,3 +1,4 @@
+import Glibc
 // Safetensors reader over a memory map: an 8-byte header length, a JSON header naming each tensor's dtype, shape
 // and byte range, then the data. Every range is checked against the file.
 
@@ -9,6 +10,24 @@ public struct TensorRef: @unchecked Sendable {  // points into a mapping its con
     public let type: GGMLType
     public let data: UnsafeRawPointer
     public let byteCount: Int
+}
+
+extension TensorRef {
+    /// A 1-D float tensor (norm weights, biases) of `n` values, converted to f32 in fresh memory the caller frees.
+    func floatVector(_ n: Int) throws -> UnsafeMutablePointer<Float> {
+        guard shape == [n] else { throw MistralError.format("tensor '\(name)' has shape \(shape), expected [\(n)]") }
+        guard [.f32, .f16, .bf16].contains(type) else {
+            throw MistralError.unsupported("tensor '\(name)' has type \(type.name); vectors must be F32/F16/BF16")
+        }
+        let out = try allocateZeroed(Float.self, count: n, what: "'\(name)'")
+        do {
+            try WeightMatrix(data: data, type: type, rows: 1, cols: n).dequantizeRow(0, into: out)
+        } catch {
+            free(out)
+            throw error
+        }
+        return out
+    }
 }
 
 public final class SafetensorsFile: @unchecked Sendable {  // immutable after init

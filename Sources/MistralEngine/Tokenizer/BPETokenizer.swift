@@ -371,21 +371,6 @@ public final class BPETokenizer: Sendable {
 
     // MARK: tokenization
 
-    public func tokenize(_ text: String, addBos: Bool, parseSpecial: Bool) -> [Int32] {
-        if let r = text.utf8.withContiguousStorageIfAvailable({ tokenizeValid($0, addBos: addBos, parseSpecial: parseSpecial) }) {
-            return r
-        }
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBufferPointer { tokenizeValid($0, addBos: addBos, parseSpecial: parseSpecial) }
-    }
-
-    /// Validates UTF-8 first: invalid UTF-8 throws MistralError(.invalidArgument, ...)
-    public func tokenize(utf8 bytes: UnsafeRawBufferPointer, addBos: Bool, parseSpecial: Bool) throws -> [Int32] {
-        let buf = bytes.bindMemory(to: UInt8.self)
-        guard UTF8Bytes.isValid(buf) else { throw MistralError.invalid("text to tokenize is not valid UTF-8") }
-        return tokenizeValid(buf, addBos: addBos, parseSpecial: parseSpecial)
-    }
-
     enum Fragment {
         case token(Int32)
         case text(Int, Int)  // byte range [start, end)
@@ -438,7 +423,7 @@ public final class BPETokenizer: Sendable {
         return nil
     }
 
-    func tokenizeValid(_ bytes: UnsafeBufferPointer<UInt8>, addBos: Bool, parseSpecial: Bool) -> [Int32] {
+    public func tokenizeValid(_ bytes: UnsafeBufferPointer<UInt8>, addBos: Bool, parseSpecial: Bool) -> [Int32] {
         var output: [Int32] = []
         output.reserveCapacity(bytes.count / 3 + 2)
         if addBos, let bos = bosId { output.append(bos) }

@@ -211,22 +211,7 @@ public final class TekkenTokenizer: Sendable {
 
     // MARK: encoding
 
-    public func tokenize(_ text: String, addBos: Bool, parseSpecial: Bool) -> [Int32] {
-        if let r = text.utf8.withContiguousStorageIfAvailable({ tokenizeValid($0, addBos: addBos, parseSpecial: parseSpecial) }) {
-            return r
-        }
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBufferPointer { tokenizeValid($0, addBos: addBos, parseSpecial: parseSpecial) }
-    }
-
-    /// Validates UTF-8 first: invalid UTF-8 throws MistralError(.invalidArgument, ...).
-    public func tokenize(utf8 bytes: UnsafeRawBufferPointer, addBos: Bool, parseSpecial: Bool) throws -> [Int32] {
-        let buf = bytes.bindMemory(to: UInt8.self)
-        guard UTF8Bytes.isValid(buf) else { throw MistralError.invalid("text to tokenize is not valid UTF-8") }
-        return tokenizeValid(buf, addBos: addBos, parseSpecial: parseSpecial)
-    }
-
-    func tokenizeValid(_ bytes: UnsafeBufferPointer<UInt8>, addBos: Bool, parseSpecial: Bool) -> [Int32] {
+    public func tokenizeValid(_ bytes: UnsafeBufferPointer<UInt8>, addBos: Bool, parseSpecial: Bool) -> [Int32] {
         var output: [Int32] = []
         output.reserveCapacity(bytes.count / 3 + 2)
         if addBos, let bos = bosId { output.append(bos) }
@@ -350,7 +335,7 @@ public final class TekkenTokenizer: Sendable {
     }
 }
 
-extension TekkenTokenizer: Tokenizer {}
+extension TekkenTokenizer: ValidatedUTF8Tokenizer {}
 
 /// A candidate merge of the byte range start..<end, ordered by (rank, start).
 struct RankedRange: HeapOrdered {

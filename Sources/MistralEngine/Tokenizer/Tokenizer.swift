@@ -21,4 +21,26 @@ public protocol Tokenizer: Sendable {
     func detokenize(_ tokens: [Int32], special: Bool) throws -> [UInt8]
 }
 
-extension BPETokenizer: Tokenizer {}
+/// A tokenizer whose core works on bytes already known to be valid UTF-8; the two public entry points (a Swift
+/// String, or caller bytes that must be validated first) are shared.
+public protocol ValidatedUTF8Tokenizer: Tokenizer {
+    func tokenizeValid(_ bytes: UnsafeBufferPointer<UInt8>, addBos: Bool, parseSpecial: Bool) -> [Int32]
+}
+
+extension ValidatedUTF8Tokenizer {
+    public func tokenize(_ text: String, addBos: Bool, parseSpecial: Bool) -> [Int32] {
+        if let r = text.utf8.withContiguousStorageIfAvailable({ tokenizeValid($0, addBos: addBos, parseSpecial: parseSpecial) }) {
+            return r
+        }
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { tokenizeValid($0, addBos: addBos, parseSpecial: parseSpecial) }
+    }
+
+    public func tokenize(utf8 bytes: UnsafeRawBufferPointer, addBos: Bool, parseSpecial: Bool) throws -> [Int32] {
+        let buf = bytes.bindMemory(to: UInt8.self)
+        guard UTF8Bytes.isValid(buf) else { throw MistralError.invalid("text to tokenize is not valid UTF-8") }
+        return tokenizeValid(buf, addBos: addBos, parseSpecial: parseSpecial)
+    }
+}
+
+extension BPETokenizer: ValidatedUTF8Tokenizer {}
