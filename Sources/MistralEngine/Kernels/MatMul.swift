@@ -7,14 +7,20 @@
 public final class ActivationBatch: @unchecked Sendable {  // each row is written by one worker, then only read
     let rows: UnsafeMutablePointer<PreparedActivations>
     let count: Int
+    /// One f32 weight row per worker thread, for weight types decoded row by row (K-quants).
+    let rowScratch: UnsafeMutablePointer<Float>
+    let cols: Int
 
-    public init(rows count: Int, cols: Int) {
+    public init(rows count: Int, cols: Int, threads: Int = 1) {
         self.count = count
+        self.cols = cols
         rows = .allocate(capacity: count)
         for i in 0..<count { (rows + i).initialize(to: PreparedActivations(capacity: cols)) }
+        rowScratch = .allocate(capacity: max(threads, 1) * cols)
     }
 
     deinit {
+        rowScratch.deallocate()
         for i in 0..<count { rows[i].deallocate() }
         rows.deinitialize(count: count)
         rows.deallocate()
@@ -75,16 +81,16 @@ public enum MatMul {
         pool.run { tid in
             let all = WorkerPool.range(of: rows0 + rows1 + rows2, thread: tid, threads: threads, granularity: 16)
             // map this thread's slice of the concatenated rows back onto each target
-            run(t0, base: 0, slice: all, x: x, n: n, acts: acts)
-            if let t1 { run(t1, base: rows0, slice: all, x: x, n: n, acts: acts) }
-            if let t2 { run(t2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts) }
+            run(t0, base: 0, slice: all, x: x, n: n, acts: acts, tid: tid)
+            if let t1 { run(t1, base: rows0, slice: all, x: x, n: n, acts: acts, tid: tid) }
+            if let t2 { run(t2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts, tid: tid) }
         }
     }
 
     /// Computes the rows of `target` that fall in `slice` of the concatenated rows (target starts at `base`).
     @inline(__always)
     static func run(_ target: MatMulTarget, base: Int, slice: Range<Int>, x: UnsafePointer<Float>, n: Int,
-                    acts: ActivationBatch) {
+                    acts: ActivationBatch, tid: Int) {
         let lo = max(slice.lowerBound, base) - base, hi = min(slice.upperBound, base + target.w.rows) - base
         guard lo < hi else { return }
         let args = MatMulArgs(w: target.w, x: x, n: n, y: target.y, yStride: target.yStride, acts: acts)
@@ -93,7 +99,17 @@ public enum MatMul {
         case .f32: rowsF32(args, lo..<hi)
         case .f16: rowsF16(args, lo..<hi)
         case .bf16: rowsBF16(args, lo..<hi)
+        case .q4_K, .q5_K, .q6_K: rowsDecoded(args, lo..<hi, row: acts.rowScratch + tid * acts.cols)
         default: break
+        }
+    }
+
+    /// Decodes each weight row to f32 once, then dots it with every activation row.
+    static func rowsDecoded(_ a: MatMulArgs, _ rows: Range<Int>, row: UnsafeMutablePointer<Float>) {
+        let n = a.w.cols
+        for r in rows {
+            a.w.dequantizeRow(r, into: row)
+            for t in 0..<a.n { a.y[t * a.yStride + r] = dot(row, a.x + t * n, n) }
         }
     }
 

@@ -64,8 +64,68 @@ public struct WeightMatrix: @unchecked Sendable {  // points into an immutable m
                     out[b * 32 + j + 16] = d * Float(qs[j] >> 4) + m
                 }
             }
+        case .q4_K, .q5_K:
+            for b in 0..<cols / 256 { WeightMatrix.decodeQ45K(src + b * type.blockBytes, out + b * 256, five: type == .q5_K) }
+        case .q6_K:
+            for b in 0..<cols / 256 { WeightMatrix.decodeQ6K(src + b * 210, out + b * 256) }
         default:
             out.update(repeating: 0, count: cols)
+        }
+    }
+
+    /// The 6-bit scale and min of sub-block j (of 8) from a K-quant's 12 packed scale bytes (ggml's get_scale_min_k4).
+    @inline(__always)
+    static func scaleMin(_ j: Int, _ q: UnsafePointer<UInt8>) -> (Float, Float) {
+        if j < 4 { return (Float(q[j] & 63), Float(q[j + 4] & 63)) }
+        return (Float((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)), Float((q[j + 4] >> 4) | ((q[j] >> 6) << 4)))
+    }
+
+    /// One 256-weight Q4_K block (d, dmin, scales[12], qs[128]) or Q5_K block (the same with qh[32] before qs).
+    static func decodeQ45K(_ blk: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>, five: Bool) {
+        let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
+        let dmin = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        let scales = (blk + 4).assumingMemoryBound(to: UInt8.self)
+        let qh = (blk + 16).assumingMemoryBound(to: UInt8.self)
+        var q = (blk + (five ? 48 : 16)).assumingMemoryBound(to: UInt8.self)
+        var u1: UInt8 = 1, u2: UInt8 = 2
+        for j in stride(from: 0, to: 256, by: 64) {
+            let (s1, m1) = scaleMin(j / 32, scales), (s2, m2) = scaleMin(j / 32 + 1, scales)
+            let d1 = d * s1, min1 = dmin * m1, d2 = d * s2, min2 = dmin * m2
+            for l in 0..<32 {
+                let hi1: Float = five && qh[l] & u1 != 0 ? 16 : 0
+                let hi2: Float = five && qh[l] & u2 != 0 ? 16 : 0
+                y[j + l] = d1 * (Float(q[l] & 0xF) + hi1) - min1
+                y[j + 32 + l] = d2 * (Float(q[l] >> 4) + hi2) - min2
+            }
+            q += 32
+            u1 <<= 2
+            u2 <<= 2
+        }
+    }
+
+    /// One 256-weight Q6_K block: ql[128], qh[64], scales[16] (int8), d.
+    static func decodeQ6K(_ blk: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        let d = halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self))
+        var ql = blk.assumingMemoryBound(to: UInt8.self)
+        var qh = (blk + 128).assumingMemoryBound(to: UInt8.self)
+        var sc = (blk + 192).assumingMemoryBound(to: Int8.self)
+        var y = y
+        for _ in 0..<2 {
+            for l in 0..<32 {
+                let s = l / 16
+                let q1 = Int32((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32
+                let q2 = Int32((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32
+                let q3 = Int32((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32
+                let q4 = Int32((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32
+                y[l] = d * Float(sc[s]) * Float(q1)
+                y[l + 32] = d * Float(sc[s + 2]) * Float(q2)
+                y[l + 64] = d * Float(sc[s + 4]) * Float(q3)
+                y[l + 96] = d * Float(sc[s + 6]) * Float(q4)
+            }
+            y += 128
+            ql += 64
+            qh += 32
+            sc += 8
         }
     }
 }
