@@ -1,4 +1,4 @@
-// GGUF K-quants (Q4_K, Q5_K, Q6_K): decoding against the `gguf` package's dequantization (Tests/Fixtures/kquants,
+// GGUF K-quants (Q4_K, Q5_K, Q6_K) and Q5_0/Q5_1: decoding against the `gguf` package's dequantization (Tests/Fixtures/kquants,
 // made by its make.py), and matrix products against f32 arithmetic on those values.
 import Foundation
 import XCTest
@@ -11,10 +11,10 @@ final class KQuantTests: XCTestCase {
 
     func testDecodeAndMultiplyMatchReference() throws {
         let rows = 6, cols = 512
-        for (name, type) in [("Q4_K", GGMLType.q4_K), ("Q5_K", .q5_K), ("Q6_K", .q6_K)] {
+        for (name, type) in [("Q4_K", GGMLType.q4_K), ("Q5_K", .q5_K), ("Q6_K", .q6_K), ("Q5_0", .q5_0), ("Q5_1", .q5_1)] {
             let blocks = try fixture("\(name).blocks")
             let expected = try fixture("\(name).f32").withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            XCTAssertEqual(blocks.count, rows * cols / 256 * type.blockBytes, name)
+            XCTAssertEqual(blocks.count, rows * cols / type.blockSize * type.blockBytes, name)
             XCTAssertEqual(expected.count, rows * cols)
             try blocks.withUnsafeBytes { raw in
                 let m = try WeightMatrix(data: raw.baseAddress!, type: type, rows: rows, cols: cols)

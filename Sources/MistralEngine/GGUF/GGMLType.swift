@@ -10,6 +10,8 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public static let q4_1 = GGMLType(rawValue: 3)
     public static let q8_0 = GGMLType(rawValue: 8)
     public static let bf16 = GGMLType(rawValue: 30)
+    public static let q5_0 = GGMLType(rawValue: 6)
+    public static let q5_1 = GGMLType(rawValue: 7)
     public static let q4_K = GGMLType(rawValue: 12)
     public static let q5_K = GGMLType(rawValue: 13)
     public static let q6_K = GGMLType(rawValue: 14)
@@ -30,10 +32,10 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public var description: String { name }
 
     /// Types the matrix kernels can multiply with.
-    public var isComputable: Bool { [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0, .q4_K, .q5_K, .q6_K].contains(self) }
+    public var isComputable: Bool { [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains(self) }
 
-    /// K-quants are multiplied by decoding each weight row to f32 (a correct, not yet fast, path).
-    public var isKQuant: Bool { self == .q4_K || self == .q5_K || self == .q6_K }
+    /// Types multiplied by decoding each weight row to f32 (a correct, not yet fast, path): K-quants and Q5.
+    public var isRowDecoded: Bool { [.q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains(self) }
 
     /// Bytes of a row of `n` elements, nil when n is not a whole number of blocks or the type is unknown.
     public func rowBytes(_ n: Int) -> Int? {

@@ -99,7 +99,7 @@ public enum MatMul {
         case .f32: rowsF32(args, lo..<hi)
         case .f16: rowsF16(args, lo..<hi)
         case .bf16: rowsBF16(args, lo..<hi)
-        case .q4_K, .q5_K, .q6_K: rowsDecoded(args, lo..<hi, row: acts.rowScratch + tid * acts.cols)
+        case .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: rowsDecoded(args, lo..<hi, row: acts.rowScratch + tid * acts.cols)
         default: break
         }
     }

@@ -64,6 +64,21 @@ public struct WeightMatrix: @unchecked Sendable {  // points into an immutable m
                     out[b * 32 + j + 16] = d * Float(qs[j] >> 4) + m
                 }
             }
+        case .q5_0, .q5_1:
+            let one = type == .q5_1, bytes = type.blockBytes
+            for b in 0..<cols / 32 {
+                let blk = src + b * bytes
+                let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
+                let m = one ? halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) : 0
+                let qh = blk.loadUnaligned(fromByteOffset: one ? 4 : 2, as: UInt32.self)
+                let qs = (blk + (one ? 8 : 6)).assumingMemoryBound(to: UInt8.self)
+                let offset: Int32 = one ? 0 : 16
+                for j in 0..<16 {
+                    let h0 = Int32(((qh >> UInt32(j)) << 4) & 0x10), h1 = Int32((qh >> UInt32(j + 12)) & 0x10)
+                    out[b * 32 + j] = d * Float((Int32(qs[j] & 0xF) | h0) - offset) + m
+                    out[b * 32 + j + 16] = d * Float((Int32(qs[j] >> 4) | h1) - offset) + m
+                }
+            }
         case .q4_K, .q5_K:
             for b in 0..<cols / 256 { WeightMatrix.decodeQ45K(src + b * type.blockBytes, out + b * 256, five: type == .q5_K) }
         case .q6_K:
