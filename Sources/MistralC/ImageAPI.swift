@@ -117,7 +117,9 @@ public func mistral_image_embed(_ model: OpaquePointer?, _ rgb: UnsafePointer<UI
         }
         let out = try require(out, "out")
         let rows = try m.embedImages([try rgbImage(rgb, width, height)])
-        guard rows.count == grid.count * c.nEmbd else { throw MistralError(.internal, "encoder row count mismatch") }
+        guard !rows.isEmpty, rows.count == grid.count * c.nEmbd else {
+            throw MistralError(.internal, "encoder row count mismatch")
+        }
         rows.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: rows.count) }
     }
 }

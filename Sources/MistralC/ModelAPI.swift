@@ -131,7 +131,9 @@ func deliverText(_ bytes: [UInt8], to text: UnsafeMutablePointer<CChar>?, capaci
     }
     guard capacity > 0 else { return }
     let text = try require(text, "text")
-    bytes.withUnsafeBytes { UnsafeMutableRawPointer(text).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    if !bytes.isEmpty {
+        bytes.withUnsafeBytes { UnsafeMutableRawPointer(text).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
     if bytes.count < capacity { text[bytes.count] = 0 }
 }
 

@@ -242,3 +242,13 @@ def test_absurd_sizes(model, session):
     assert lib.mistral_eval(session.handle, ids, huge, None) == mistral.ERR_INVALID_ARGUMENT
     assert lib.mistral_detokenize(model.handle, ids, huge, 0, None, 0, ctypes.byref(n)) == mistral.ERR_INVALID_ARGUMENT
     assert session.n_past == 0
+
+
+def test_empty_outputs(model):
+    # empty token lists and zero-length texts work with and without a buffer
+    n = ctypes.c_size_t(7)
+    buf = ctypes.create_string_buffer(8)
+    assert lib.mistral_detokenize(model.handle, None, 0, 0, buf, 8, ctypes.byref(n)) == mistral.OK and n.value == 0
+    assert buf.value == b""
+    assert lib.mistral_tokenize(model.handle, None, 0, 0, None, 0, ctypes.byref(n)) == mistral.OK and n.value == 0
+    assert model.detokenize([]) == "" and model.tokenize("") == []

@@ -12,7 +12,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     static let rowChunk = 256
 
     // Activations: [maxPatches][width] rows.
-    let x, xb, q, k, v, kT: UnsafeMutablePointer<Float>
+    let x, xb, q, k, v, kh, vT: UnsafeMutablePointer<Float>
     let hb, hb2, projHidden, im2col: UnsafeMutablePointer<Float>
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
     let scores: UnsafeMutablePointer<Float>
@@ -48,7 +48,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             q = try buffer(limit * wide, "queries")
             k = try buffer(limit * wide, "keys")
             v = try buffer(limit * wide, "values")
-            kT = try buffer(limit * wide, "transposed keys")
+            kh = try buffer(limit * wide, "per-head keys")
+            vT = try buffer(limit * wide, "transposed values")
             hb = try buffer(chunk * c.ffnSize, "feed-forward activations")
             hb2 = try buffer(chunk * c.ffnSize, "feed-forward activations")
             projHidden = try buffer(chunk * c.projectionDim, "projector activations")
@@ -110,6 +111,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     /// Encodes `images` into a new array of rows (see `encode(_:into:capacityRows:)`).
     public func encode(_ images: [PixelImage]) throws -> [Float] {
         let rows = try outputRows(images)
+        guard rows > 0 else { return [] }
         var out = [Float](repeating: 0, count: rows * weights.config.projectionDim)
         try out.withUnsafeMutableBufferPointer {
             _ = try run(images, out: $0.baseAddress!, capacityRows: rows, trace: nil)
@@ -131,6 +133,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     public func encodeWithTrace(_ images: [PixelImage]) throws -> Trace {
         let rows = try outputRows(images)
         var trace = Trace()
+        guard rows > 0 else { return trace }
         var out = [Float](repeating: 0, count: rows * weights.config.projectionDim)
         try out.withUnsafeMutableBufferPointer {
             _ = try run(images, out: $0.baseAddress!, capacityRows: rows, trace: &trace)
@@ -178,7 +181,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         let chunk = PixtralEncoder.rowChunk
         let patchCols = c.numChannels * ps * ps
         let pool = self.pool
-        let x = self.x, xb = self.xb, q = self.q, k = self.k, v = self.v, kT = self.kT
+        let x = self.x, xb = self.xb, q = self.q, k = self.k, v = self.v, kh = self.kh, vT = self.vT
         let hb = self.hb, hb2 = self.hb2, im2col = self.im2col, ropeCos = self.ropeCos, ropeSin = self.ropeSin
 
         // Segments and patch embeddings (im2col in chunks, then the conv matrix).
@@ -238,15 +241,21 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             gemm(layer.wv, xb, d, nTotal, v, qd)
             parallelRows(nTotal) { t in
                 let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
+                var seg = 0
+                while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
+                let (start, len) = segs[seg]
                 for h in 0..<nh {
                     Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    let kh = k + t * qd + h * hd
-                    Ops.rope(kh, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    for e in 0..<hd { kT[(h * hd + e) * nTotal + t] = kh[e] }
+                    let key = k + t * qd + h * hd, value = v + t * qd + h * hd
+                    Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                    // per image and head: keys as rows, values transposed (see VisionAttentionArgs)
+                    let block = start * qd + h * len * hd
+                    (kh + block + (t - start) * hd).update(from: key, count: hd)
+                    for e in 0..<hd { vT[block + e * len + (t - start)] = value[e] }
                 }
             }
             VisionAttention.run(VisionAttentionArgs(
-                q: q, kT: kT, v: v, out: xb, scores: scores, scoreStride: maxPatches, nTotal: nTotal, qDim: qd,
+                q: q, kh: kh, vT: vT, out: xb, scores: scores, scoreStride: maxPatches, nTotal: nTotal, qDim: qd,
                 headDim: hd, nHead: nh, segments: segs, segmentCount: segCount), pool: pool)
             gemm(layer.wo, xb, qd, nTotal, k, d)
             parallelRows(nTotal) { t in Ops.add(x + t * d, k + t * d, d) }

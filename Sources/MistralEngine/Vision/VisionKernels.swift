@@ -121,10 +121,14 @@ enum VisionGEMM {
 }
 
 /// One non-causal attention job over the packed images of a chunk.
+/// Keys and values are laid out per image and head so that both products run on VisionGEMM's register tile:
+/// for the image starting at patch `start` with `len` patches, head h's keys are `len` contiguous rows of headDim at
+/// kh + start * qDim + h * len * headDim, and its values transposed are headDim rows of `len` at the same offset
+/// of vT.
 struct VisionAttentionArgs: @unchecked Sendable {
     let q: UnsafePointer<Float>        // [n][qDim], roped
-    let kT: UnsafePointer<Float>       // [head][headDim][nTotal], roped keys transposed
-    let v: UnsafePointer<Float>        // [n][qDim]
+    let kh: UnsafePointer<Float>       // per image, per head: [len][headDim] roped keys
+    let vT: UnsafePointer<Float>       // per image, per head: [headDim][len] values
     let out: UnsafeMutablePointer<Float>  // [n][qDim]
     let scores: UnsafeMutablePointer<Float>  // per thread 4 * scoreStride
     let scoreStride: Int
@@ -166,69 +170,46 @@ enum VisionAttention {
         }
     }
 
+    /// Up to 4 queries of head h: scores = q·Kᵀ, softmax, out = P·V, the full tiles on VisionGEMM.tile4x3.
     @inline(__always)
     static func head(_ a: VisionAttentionArgs, start: Int, len: Int, h: Int, q0: Int, nq: Int,
                      scores: UnsafeMutablePointer<Float>) {
         let hd = a.headDim, ss = a.scoreStride
         let scale = 1 / Float(hd).squareRoot()
-        let kT = a.kT + h * hd * a.nTotal + start
-        func qRow(_ i: Int) -> UnsafePointer<Float> { a.q + (start + q0 + min(i, nq - 1)) * a.qDim + h * hd }
-        let qv = (qRow(0), qRow(1), qRow(2), qRow(3))
-        // Scores for 4 queries (rows past nq repeat the last one and are ignored), 16 keys at a time.
-        var j = 0
-        while j + 16 <= len {
-            var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
-            for d in 0..<hd {
-                let kv = UnsafeRawPointer(kT + d * a.nTotal + j).loadUnaligned(as: SIMD16<Float>.self)
-                s0.addProduct(SIMD16(repeating: qv.0[d]), kv)
-                s1.addProduct(SIMD16(repeating: qv.1[d]), kv)
-                s2.addProduct(SIMD16(repeating: qv.2[d]), kv)
-                s3.addProduct(SIMD16(repeating: qv.3[d]), kv)
+        let kh = a.kh + start * a.qDim + h * len * hd
+        let vT = a.vT + start * a.qDim + h * len * hd
+        let qp = a.q + (start + q0) * a.qDim + h * hd
+        let op = a.out + (start + q0) * a.qDim + h * hd
+        if nq == 4 {
+            var j = 0
+            while j + 3 <= len {
+                VisionGEMM.tile4x3(x: qp, ldx: a.qDim, w: kh + j * hd, k: hd, y: scores + j, ldy: ss)
+                j += 3
             }
-            UnsafeMutableRawPointer(scores + j).storeBytes(of: s0 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(scores + ss + j).storeBytes(of: s1 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(scores + 2 * ss + j).storeBytes(of: s2 * scale, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(scores + 3 * ss + j).storeBytes(of: s3 * scale, as: SIMD16<Float>.self)
-            j += 16
+            while j < len {
+                for i in 0..<4 { scores[i * ss + j] = dot(qp + i * a.qDim, kh + j * hd, hd) }
+                j += 1
+            }
+        } else {
+            for i in 0..<nq { for j in 0..<len { scores[i * ss + j] = dot(qp + i * a.qDim, kh + j * hd, hd) } }
         }
-        while j < len {
-            var s: (Float, Float, Float, Float) = (0, 0, 0, 0)
-            for d in 0..<hd {
-                let kv = kT[d * a.nTotal + j]
-                s.0 += qv.0[d] * kv; s.1 += qv.1[d] * kv; s.2 += qv.2[d] * kv; s.3 += qv.3[d] * kv
-            }
-            scores[j] = s.0 * scale; scores[ss + j] = s.1 * scale
-            scores[2 * ss + j] = s.2 * scale; scores[3 * ss + j] = s.3 * scale
-            j += 1
+        for i in 0..<nq {
+            let row = scores + i * ss
+            for j in 0..<len { row[j] *= scale }
+            softmax(row, len)
         }
-        for i in 0..<nq { softmax(scores + i * ss, len) }
-        // out_i = Σ_j p_i[j] · v_j, 16 output lanes at a time.
-        let p0 = scores, p1 = scores + ss * min(1, nq - 1), p2 = scores + ss * min(2, nq - 1), p3 = scores + ss * min(3, nq - 1)
-        let vBase = a.v + start * a.qDim + h * hd
-        var c = 0
-        while c + 16 <= hd {
-            var o0 = SIMD16<Float>(), o1 = SIMD16<Float>(), o2 = SIMD16<Float>(), o3 = SIMD16<Float>()
-            for jj in 0..<len {
-                let vv = UnsafeRawPointer(vBase + jj * a.qDim + c).loadUnaligned(as: SIMD16<Float>.self)
-                o0.addProduct(SIMD16(repeating: p0[jj]), vv)
-                o1.addProduct(SIMD16(repeating: p1[jj]), vv)
-                o2.addProduct(SIMD16(repeating: p2[jj]), vv)
-                o3.addProduct(SIMD16(repeating: p3[jj]), vv)
+        if nq == 4 {
+            var c = 0
+            while c + 3 <= hd {
+                VisionGEMM.tile4x3(x: scores, ldx: ss, w: vT + c * len, k: len, y: op + c, ldy: a.qDim)
+                c += 3
             }
-            for i in 0..<nq {
-                let o = i == 0 ? o0 : i == 1 ? o1 : i == 2 ? o2 : o3
-                UnsafeMutableRawPointer(a.out + (start + q0 + i) * a.qDim + h * hd + c).storeBytes(of: o, as: SIMD16<Float>.self)
+            while c < hd {
+                for i in 0..<4 { op[i * a.qDim + c] = dot(scores + i * ss, vT + c * len, len) }
+                c += 1
             }
-            c += 16
-        }
-        while c < hd {
-            for i in 0..<nq {
-                let p = scores + i * ss
-                var acc: Float = 0
-                for jj in 0..<len { acc += p[jj] * vBase[jj * a.qDim + c] }
-                a.out[(start + q0 + i) * a.qDim + h * hd + c] = acc
-            }
-            c += 1
+        } else {
+            for i in 0..<nq { for c in 0..<hd { op[i * a.qDim + c] = dot(scores + i * ss, vT + c * len, len) } }
         }
     }
 }
