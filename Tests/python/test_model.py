@@ -102,3 +102,12 @@ def test_multi_turn_appends(session):
     answer = session.generate("\n<|im_start|>user\nAnd of Germany?<|im_end|>\n<|im_start|>assistant\n", temperature=0)
     assert "Berlin" in answer
     assert session.n_past > n
+
+
+def test_chat_twice_after_end_of_turn(session):
+    """A turn that ends on <|im_end|> keeps it in the context; the next chat call reuses that prefix."""
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    answer = session.chat(msgs, temperature=0)
+    assert answer == "The capital of France is Paris." and session.last_stop_reason == "eog"
+    msgs += [{"role": "assistant", "content": answer}, {"role": "user", "content": "And of Germany?"}]
+    assert "Berlin" in session.chat(msgs, temperature=0)

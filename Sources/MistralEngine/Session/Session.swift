@@ -96,32 +96,18 @@ public final class Session {
 
     /// Appends tokens to the context. With `logitsOut`, writes n x vocab logits (one row per token).
     public func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
-        let n = tokens.count
-        guard n > 0 else { return }
+        try eval(tokens, logitsOut: logitsOut, lastLogits: true)
+    }
+
+    private func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>?,
+                      lastLogits: Bool) throws {
         let vocab = vocabSize
         for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= vocab {
             throw MistralError.invalid("token #\(i) = \(t) is outside the vocabulary (0..<\(vocab))")
         }
-        guard history.count + n <= nCtx else {
-            throw MistralError(.contextFull, "context full: \(history.count) positions used + \(n) new > n_ctx \(nCtx)")
-        }
-        guard let base = tokens.baseAddress else { return }
-        var done = 0
-        while done < n {
-            let chunk = min(state.nBatch, n - done)
-            let request: LogitsRequest
-            if let logitsOut {
-                request = .all(logitsOut + done * vocab)
-            } else {
-                request = done + chunk == n ? .last : .none
-            }
-            weights.forward(tokens: base + done, embeddings: nil, n: chunk, startPos: history.count,
-                            state: state, pool: pool, logits: request)
-            history.append(contentsOf: UnsafeBufferPointer(start: base + done, count: chunk))
-            rowTags.append(contentsOf: repeatElement(0, count: chunk))
-            done += chunk
-        }
-        logitsValid = true
+        guard let base = tokens.baseAddress, !tokens.isEmpty else { return }
+        try append(count: tokens.count, tokens: base, embeddings: nil, id: { base[$0] }, tag: { _ in 0 },
+                   logitsOut: logitsOut, lastLogits: lastLogits)
     }
 
     /// Appends positions given as embedding rows (n_embd floats each), e.g. an image's rows for its [IMG] tokens.
@@ -129,6 +115,16 @@ public final class Session {
     public func evalEmbeddings(_ rows: UnsafePointer<Float>, count n: Int, placeholder: Int32 = -1,
                                tags: [UInt64]? = nil, logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
         guard n > 0 else { return }
+        let start = history.count
+        try append(count: n, tokens: nil, embeddings: rows, id: { _ in placeholder },
+                   tag: { tags?[$0] ?? UInt64.max - UInt64(start + $0) }, logitsOut: logitsOut, lastLogits: true)
+    }
+
+    /// The one place positions enter the context: the forward pass in n_batch chunks, with `history`, `rowTags`
+    /// and `logitsValid` kept in step. Position i is `id(i)` / `tag(i)`, from `tokens` or `embeddings` rows.
+    private func append(count n: Int, tokens: UnsafePointer<Int32>?, embeddings: UnsafePointer<Float>?,
+                        id: (Int) -> Int32, tag: (Int) -> UInt64, logitsOut: UnsafeMutablePointer<Float>?,
+                        lastLogits: Bool) throws {
         guard history.count + n <= nCtx else {
             throw MistralError(.contextFull, "context full: \(history.count) positions used + \(n) new > n_ctx \(nCtx)")
         }
@@ -136,14 +132,17 @@ public final class Session {
         var done = 0
         while done < n {
             let chunk = min(state.nBatch, n - done)
-            let request: LogitsRequest = logitsOut.map { .all($0 + done * vocab) } ?? (done + chunk == n ? .last : .none)
-            weights.forward(tokens: nil, embeddings: rows + done * d, n: chunk, startPos: history.count,
-                            state: state, pool: pool, logits: request)
-            history.append(contentsOf: repeatElement(placeholder, count: chunk))
-            for i in done..<done + chunk { rowTags.append(tags.map { $0[i] } ?? UInt64.max - UInt64(history.count)) }
+            let request: LogitsRequest = logitsOut.map { .all($0 + done * vocab) }
+                ?? (lastLogits && done + chunk == n ? .last : .none)
+            weights.forward(tokens: tokens.map { $0 + done }, embeddings: embeddings.map { $0 + done * d }, n: chunk,
+                            startPos: history.count, state: state, pool: pool, logits: request)
+            for i in done..<done + chunk {
+                history.append(id(i))
+                rowTags.append(tag(i))
+            }
             done += chunk
         }
-        logitsValid = true
+        logitsValid = logitsOut != nil || lastLogits
     }
 
     /// Appends a prompt whose `imageToken` positions take, in order, the rows of `imageRows` (identified by
@@ -231,7 +230,6 @@ public final class Session {
         let banned = o.ignoreEOS ? tokenizer.endOfGenerationIds : []
         var stream = TextStream(stopStrings: o.stopStrings)
         var reason = StopReason.none
-        var lastToken: Int32 = -1
 
         func deliver(_ text: [UInt8], _ token: Int32) -> Bool {
             text.isEmpty || onText(text, token)
@@ -244,16 +242,12 @@ public final class Session {
             if history.count >= nCtx { reason = .contextFull; break }
             if !o.ignoreEOS && tokenizer.isEndOfGeneration(token) {
                 // Keep the end-of-turn token in the context so the next turn continues a well-formed chat.
-                weights.forward(tokens: [token], embeddings: nil, n: 1, startPos: history.count,
-                                state: state, pool: pool, logits: .none)
-                history.append(token)
-                logitsValid = false
+                try [token].withUnsafeBufferPointer { try eval($0, logitsOut: nil, lastLogits: false) }
                 reason = .endOfGeneration
                 break
             }
             try eval([token])
             lastGenerated += 1
-            lastToken = token
             let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
             if !deliver(text, token) { reason = .callback; break loop }
             if stream.stopped { reason = .stopString; break }
@@ -261,7 +255,6 @@ public final class Session {
         if reason != .callback && reason != .stopString {
             let rest = stream.finish()
             if !deliver(rest, -1) && reason != .contextFull { reason = .callback }
-            _ = lastToken
         }
         lastStopReason = reason
         switch reason {
