@@ -293,7 +293,7 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
             for p in list { free(p) }
             throw error
         }
-        acts = ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim), threads: threads)
+        acts = try ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim), threads: threads)
         allocations = list
     }
 
