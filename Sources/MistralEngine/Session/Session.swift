@@ -5,7 +5,8 @@ public struct SessionOptions: Sendable {
     public var nCtx = 0          // 0 = min(trained context, 4096)
     public var threads = 0       // 0 = online CPUs
     public var seed: UInt64 = 0xC0FFEE
-    public var nBatch = 256
+    public var nBatch = 512
+    public var kvType = KVCacheType.f16
     public init() {}
 }
 
@@ -68,7 +69,8 @@ public final class Session {
         self.seed = options.seed
         self.rng = RandomGenerator(seed: options.seed)
         self.pool = try WorkerPool(threadCount: threads)
-        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: min(options.nBatch, nCtx), threads: threads)
+        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: min(options.nBatch, nCtx), threads: threads,
+                                    kvType: options.kvType)
     }
 
     public var vocabSize: Int { weights.config.nVocab }

@@ -44,7 +44,7 @@ public enum KQuantsLowAVX2 {
                 let q = load256(blk + 16 + 32 &* n)
                 for j in 0..<4 {
                     let v = _mm256_and_si256(_mm256_srli_epi16(q, Int32(truncatingIfNeeded: 2 &* j)), m3)
-                    let sc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales, pairShuffle(4 &* n &+ j)))
+                    let sc = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales, scalePair(4 &* n &+ j)))
                     let oj = o &+ 128 &* n &+ 32 &* j
                     @inline(__always) func part(_ a: UnsafePointer<Int8>) -> __m256i {
                         _mm256_madd_epi16(_mm256_maddubs_epi16(v, load256(a + oj)), sc)
@@ -105,7 +105,7 @@ public enum KQuantsLowAVX2 {
                     let lo = _mm256_and_si256(_mm256_srli_epi16(q, Int32(truncatingIfNeeded: 2 &* j)), m3)
                     let hb = _mm256_and_si256(_mm256_srli_epi16(h, Int32(truncatingIfNeeded: 4 &* n &+ j)), one)
                     let v = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2))
-                    let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pairShuffle(4 &* n &+ j)))
+                    let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scalePair(4 &* n &+ j)))
                     let oj = o &+ 128 &* n &+ 32 &* j
                     @inline(__always) func part(_ a: UnsafePointer<Int8>) -> __m256i {
                         _mm256_madd_epi16(_mm256_maddubs_epi16(v, load256(a + oj)), sc)
@@ -139,4 +139,10 @@ public enum KQuantsLowAVX2 {
             y[3 &* yStride] = hsum256(f.3)
         }
     }
+}
+
+/// Byte shuffle giving [s_2g x8, s_2g+1 x8] from 16 scale bytes (arithmetic, so it folds to a constant).
+@inline(__always) func scalePair(_ g: Int) -> __m128i {
+    let ones: Int64 = 0x0101_0101_0101_0101
+    return _mm_set_epi64x(Int64(truncatingIfNeeded: 2 &* g &+ 1) &* ones, Int64(truncatingIfNeeded: 2 &* g) &* ones)
 }

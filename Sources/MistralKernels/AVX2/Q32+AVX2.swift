@@ -101,12 +101,9 @@ public enum Q32AVX2 {
         let l = L.self, nt = T.width
         let nb = x.cols / 32
         let m4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1)
-        var spreadC = SIMD32<UInt8>(), bitC = SIMD32<UInt8>()
-        for i in 0..<32 {
-            spreadC[i] = UInt8(truncatingIfNeeded: i / 8)
-            bitC[i] = UInt8(truncatingIfNeeded: 1 << (i % 8))
-        }
-        let spread = bytes32(spreadC), bit = bytes32(bitC)
+        // byte i: i / 8 (which qh byte), 1 << i % 8 (which bit of it)
+        let spread = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
+        let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
         let d = (x.scales(t), x.scales(t &+ u1), x.scales(t &+ u2), x.scales(t &+ u3))
