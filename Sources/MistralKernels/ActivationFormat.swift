@@ -77,8 +77,16 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
 
 public enum ActivationQuantizer {
     /// q[i] = round(x[i] / d[b]) for blocks of `blockSize`, d[b] = max|x| / 127; sums[j] = Σ q over each `sumSize`.
-    /// Non-finite inputs quantize to 0 rather than trapping (a corrupt model can produce them).
+    /// A block with a non-finite value quantizes to zeros rather than trapping (a corrupt model can produce them).
+    /// The AVX2 form (the library's baseline); quantizeReference is its plain-Swift oracle.
+    @inline(__always)
     public static func quantize(_ x: UnsafePointer<Float>, _ n: Int, blockSize: Int, sumSize: Int,
+                                q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>,
+                                sums: UnsafeMutablePointer<Int16>) {
+        QuantizeAVX2.quantize(x, n, blockSize: blockSize, sumSize: sumSize, q: q, d: d, sums: sums)
+    }
+
+    public static func quantizeReference(_ x: UnsafePointer<Float>, _ n: Int, blockSize: Int, sumSize: Int,
                                 q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>,
                                 sums: UnsafeMutablePointer<Int16>) {
         var b = 0
@@ -91,8 +99,10 @@ public enum ActivationQuantizer {
                 amax = pointwiseMax(amax, pointwiseMax(v, -v))
                 i += 16
             }
+            var total: Float = 0
+            for j in 0..<blockSize { total += abs(src[j]) }
             let m = amax.max()
-            let scale: Float = m.isFinite ? m / 127 : 0
+            let scale: Float = m.isFinite && total.isFinite ? m / 127 : 0
             let inv: Float = scale > 0 ? 1 / scale : 0
             d[b] = scale
             let dst = q + b * blockSize
