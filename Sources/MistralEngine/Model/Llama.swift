@@ -533,13 +533,24 @@ extension LlamaWeights {
                             for j in 0..<hd { out[j] *= correction }
                         }
                         runMax[i] = newMax
-                        var sum: Float = 0
-                        for p in p0..<visible {
-                            let e = expf(sc[p - p0] - newMax)
-                            sum += e
-                            axpy(e, vBuf + (p - p0) * hd, out, hd)
+                        // exp of the block's scores 16 at a time; tail lanes are never stored or summed
+                        let count = visible - p0
+                        var sum16 = SIMD16<Float>()
+                        var j = 0
+                        while j + 16 <= count {
+                            let e = VisionAttention.exp16(UnsafeRawPointer(sc + j).loadUnaligned(as: SIMD16<Float>.self) - newMax)
+                            UnsafeMutableRawPointer(sc + j).storeBytes(of: e, as: SIMD16<Float>.self)
+                            sum16 += e
+                            j += 16
                         }
-                        runSum[i] += sum
+                        var tail: Float = 0
+                        while j < count {
+                            sc[j] = expf(sc[j] - newMax)
+                            tail += sc[j]
+                            j += 1
+                        }
+                        for p in 0..<count { axpy(sc[p], vBuf + p * hd, out, hd) }
+                        runSum[i] += sum16.sum() + tail
                     }
                     p0 = p1
                 }
