@@ -10,7 +10,7 @@ rms eps 1e-5, context 4096, untied output, vocab 4096 with the tokenizer metadat
 Every matrix has a column count divisible by 256, so llama-quantize really uses the K types (its mixes put Q6_K on
 `output` and on some attn_v / ffn_down; manifest.json lists each tensor's type). Weights are N(0, sigma) with
 sigma 0.02 (0.05 for attn_q, attn_k and output, so that attention is not uniform and logits have margins), each
-row multiplied by a log-uniform factor in [0.5, 2] so that block scales differ; norms 1 + N(0, 0.05); seed 1234.
+row multiplied by a log-uniform factor in [0.5, 2] so that block scales differ; norms 1 + N(0, 0.05); seed 1.
 
 Outputs, per TYPE (the quantized GGUFs are the test inputs; the F32 GGUF is rebuilt by this script, kept only with
 --keep-f32):
@@ -44,9 +44,9 @@ TINY_S = os.path.join(ROOT, "Tests", "Fixtures", "tiny-s", "gguf", "tiny-s-f32.g
 
 N_EMBD, N_LAYER, N_HEAD, HEAD_DIM, N_HEAD_KV, N_FF, N_VOCAB = 256, 2, 4, 64, 2, 768, 4096
 ROPE_THETA, RMS_EPS, N_CTX_TRAIN = 1e6, 1e-5, 4096
-SEED = 1234
+SEED = 1  # of seeds 1..8, the one whose smallest top-2 margin at a greedy step (all types) is largest
 N_PROMPT, N_GEN, EOS = 24, 16, 2
-TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K", "Q4_0", "Q8_0"]
+TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]  # --types Q4_0,Q8_0 adds those (tiny-s has them)
 PROMPT = [1] + [1000 + (i * 977 + 131) % (N_VOCAB - 1000) for i in range(N_PROMPT - 1)]
 
 
@@ -62,8 +62,8 @@ def field_value(f):
     return f.parts[f.data[0]][0].item(), f.types[0]
 
 
-def write_f32(path):
-    rng = np.random.default_rng(SEED)
+def write_f32(path, seed=SEED):
+    rng = np.random.default_rng(seed)
 
     def mat(rows, cols, sigma=0.02):
         w = rng.standard_normal((rows, cols), dtype=np.float32) * sigma
@@ -207,15 +207,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--types", default=",".join(TYPES))
     ap.add_argument("--keep-f32", action="store_true", help="keep kquant-F32.gguf (14 MB) in the directory")
+    ap.add_argument("--seed", type=int, default=SEED)
     a = ap.parse_args()
     types = [t for t in a.types.split(",") if t]
     quantize = find_quantize()
     f32 = os.path.join(HERE, "kquant-F32.gguf")
-    write_f32(f32)
+    write_f32(f32, a.seed)
 
     def save(name, logits, tokens, nxt, margins, extra):
         np.save(os.path.join(HERE, f"ref_{name}.npy"), logits)
-        info = {"file": f"kquant-{name}.gguf", "llama_cpp": "0c1e57098 (llama-cpp-python 0.3.36 sdist)",
+        info = {"seed": a.seed, "rows": len(logits), "file": f"kquant-{name}.gguf", "llama_cpp": "0c1e57098 (llama-cpp-python 0.3.36 sdist)",
                 "n_ctx": 128, "threads": 1, "kv_cache": "f16", "eos_excluded": EOS,
                 "n_prompt": N_PROMPT, "n_gen": N_GEN, "prompt": PROMPT, "greedy": tokens[N_PROMPT:], "next": nxt,
                 "tokens": tokens, "margins": margins, **extra}
@@ -223,8 +224,9 @@ def main():
             json.dump(info, f, indent=1)
 
     ref32, tok32, nxt32, mar32 = reference(f32)
-    save("F32", ref32, tok32, nxt32, mar32, {})
+    save("F32", ref32[:N_PROMPT], tok32, nxt32, mar32, {})  # its GGUF is not kept: the prompt rows suffice
     manifest = {}
+    worst = []
     for t in types:
         out = os.path.join(HERE, f"kquant-{t}.gguf")
         subprocess.run([quantize, f32, out, t, "1"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -239,12 +241,14 @@ def main():
         extra = {"rel_l2_vs_f32_prompt": rel_l2(logits[:N_PROMPT], ref32[:N_PROMPT]),
                  "greedy_prefix_same_as_f32": same}
         save(t, logits, tokens, nxt, margins, extra)
+        worst.append(min(margins[N_PROMPT - 1:]))
         print(f"{t:7s} {os.path.getsize(out):>9d} B  rel-L2 vs F32 (prompt rows) {extra['rel_l2_vs_f32_prompt']:.4f}"
               f"  greedy tokens equal to F32's: {same}/{N_GEN}  min margin {min(margins[N_PROMPT - 1:]):.4f}")
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     if not a.keep_f32:
         os.remove(f32)
+    print(f"seed {a.seed}: smallest top-2 margin at a greedy step over all types {min(worst):.4f}")
 
 
 if __name__ == "__main__":
