@@ -52,6 +52,7 @@ public final class Model: Sendable {
             } else {
                 let config = try LlamaConfig.fromGGUF(gguf)
                 weights = try LlamaWeights(gguf: gguf, config: config, convertTo: o.convertTo)
+                gguf.file.prefetch()
                 arch = config.arch
                 vision = try mmproj.map { try PixtralWeights(gguf: $0) }
             }
