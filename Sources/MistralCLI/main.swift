@@ -182,7 +182,7 @@ func runChat(_ a: Arguments) throws {
             }
         } catch let e as MistralError where e.status == .contextFull {
             printErr("\n[context full: starting a new conversation]")
-            session.reset()
+            try session.reset()
             messages.removeAll()
             imageRows.removeAll()
             imageTags.removeAll()
@@ -224,11 +224,11 @@ func runBench(_ a: Arguments) throws {
     let prompt = (0..<pp).map { Int32(($0 * 7919 + 13) % Int(vocab)) }
     var bestPP = 0.0, bestTG = 0.0
     for _ in 0..<max(reps, 1) {
-        session.reset()
+        try session.reset()
         var t0 = now()
         if pp > 0 { try session.eval(prompt) }
         bestPP = max(bestPP, Double(pp) / (now() - t0))
-        session.reset()
+        try session.reset()
         try session.eval([prompt.first ?? 1])
         t0 = now()
         var token: Int32 = 1
