@@ -195,3 +195,13 @@ def truncated_with_eoi():
     sos = [s for s in jpeg_segments(data) if s[0] == 0xDA][0]
     cut = sos[1] + (sos[2] - sos[1]) // 2
     return data[:cut] + b"\xff\xd9"
+
+
+def pixel_scan_bomb():
+    """A progressive JPEG whose frame header claims 10000 x 10000 pixels (the limit is 10^8) and which has 30 scans:
+    3 * 10^9 pixel-scans, over the 2^31 decode budget."""
+    data = bytearray(scan_bomb(30 - 10))
+    for marker, a, b in jpeg_segments(bytes(data)):
+        if marker == 0xC2:  # SOF2: length, precision, height, width
+            data[a + 5:a + 9] = struct.pack(">HH", 10000, 10000)
+    return bytes(data)

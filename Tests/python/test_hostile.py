@@ -135,6 +135,13 @@ def test_jpeg_scan_bomb_is_refused_fast():
     assert time.monotonic() - t0 < 2
 
 
+def test_jpeg_over_the_pixel_scan_budget_is_refused_before_decoding():
+    data = H.pixel_scan_bomb()
+    t0 = time.monotonic()
+    e = refused(mistral.ERR_FORMAT, "pixel-scans", mistral.Image.from_bytes, data)
+    assert "10000x10000" in e.message and time.monotonic() - t0 < 1
+
+
 def test_truncated_jpeg_ending_in_eoi_is_refused():
     refused(mistral.ERR_FORMAT, "JPEG", mistral.Image.from_bytes, H.truncated_with_eoi())
 

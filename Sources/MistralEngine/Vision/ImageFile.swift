@@ -123,6 +123,7 @@ public enum ImageFile {
         let format = cmyk ? Int32(TJPF_CMYK.rawValue) : Int32(TJPF_RGB.rawValue)
         let count = width * height * channels
         try MemoryBudget.ensure(bytes: count + width * height * 3, what: "decoding a \(width)x\(height) JPEG")
+        try JPEGScanBudget.check(bytes, width: width, height: height)
         guard let buffer = malloc(count) else {
             throw MistralError(.outOfMemory, "cannot allocate \(count) bytes for a \(width)x\(height) JPEG")
         }
