@@ -130,11 +130,11 @@ public final class Session {
     }
 
     public func eval(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
-        try exclusive { try evalTokens(tokens) }
+        try exclusive { try evalTokens(tokens, logitsOut: logitsOut) }
     }
 
-    private func evalTokens(_ tokens: [Int32]) throws {
-        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: nil, lastLogits: true) }
+    private func evalTokens(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut, lastLogits: true) }
     }
 
     private func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>?,
