@@ -240,8 +240,12 @@ typedef struct mistral_session_params {
     uint32_t n_ctx;     /* positions the KV cache holds; 0 = min(model's trained context, 4096). Default 0 */
     int32_t n_threads;  /* worker threads for the forward pass; 0 = number of online CPUs. Default 0 */
     uint64_t seed;      /* seed of the session's sampling RNG. Default 0xC0FFEE */
-    uint32_t n_batch;   /* tokens evaluated per forward chunk during prompt processing. Default 256 */
+    uint32_t n_batch;   /* tokens evaluated per forward chunk during prompt processing. Default 512 */
+    int32_t kv_type;    /* how the KV cache stores keys/values: MISTRAL_KV_F16 (default) or MISTRAL_KV_F32 */
 } mistral_session_params;
+
+#define MISTRAL_KV_F16 0 /* 2 bytes per value: 2 * n_layer * n_kv_head * head_dim * 2 bytes per position */
+#define MISTRAL_KV_F32 1 /* 4 bytes per value, for comparing against float references */
 
 MISTRAL_API void mistral_session_params_init(mistral_session_params *params);
 

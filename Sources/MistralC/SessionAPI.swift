@@ -9,7 +9,7 @@ public func mistral_session_params_init(_ params: UnsafeMutablePointer<mistral_s
     let d = SessionOptions()
     params.pointee = mistral_session_params(struct_size: MemoryLayout<mistral_session_params>.size,
                                             n_ctx: UInt32(d.nCtx), n_threads: Int32(d.threads),
-                                            seed: d.seed, n_batch: UInt32(d.nBatch))
+                                            seed: d.seed, n_batch: UInt32(d.nBatch), kv_type: d.kvType.rawValue)
 }
 
 @_cdecl("mistral_session_create")
@@ -27,6 +27,10 @@ public func mistral_session_create(_ model: OpaquePointer?, _ params: UnsafePoin
         o.threads = Int(p.n_threads)
         o.seed = p.seed
         o.nBatch = Int(p.n_batch)
+        guard let kv = KVCacheType(rawValue: p.kv_type) else {
+            throw invalid("mistral_session_params.kv_type is \(p.kv_type); use MISTRAL_KV_F16 or MISTRAL_KV_F32")
+        }
+        o.kvType = kv
         let session = try Session(model: m, options: o)
         out.pointee = OpaquePointer(Unmanaged.passRetained(SessionHandle(session)).toOpaque())
     }

@@ -3,7 +3,7 @@
 //                        [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ignore-eos] [--no-special]
 //   mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--template NAME]
 //   mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
-//   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
+//   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32]
 import Glibc
 import MistralEngine
 
@@ -18,7 +18,7 @@ func usage() -> String {
       mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|chatml]
                        [-n N] [--temp T] [-t THREADS] ...
       mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
-      mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--reps R]
+      mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32]
     MODEL: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenize only).
     Loading: --tokenizer tekken.json, --weights q8_0|q4_0 (re-quantize float weights while loading).
     generate prompts are parsed for special tokens (e.g. <|im_start|>) unless --no-special is given; chat renders
@@ -97,6 +97,11 @@ func sessionOptions(_ a: Arguments) throws -> SessionOptions {
     o.threads = try a.number("-t", "--threads", default: 0)
     o.nCtx = try a.number("-c", "--ctx-size", default: 0)
     o.seed = try a.number("--seed", default: o.seed)
+    switch a.values["--kv"]?.last ?? "f16" {
+    case "f16": o.kvType = .f16
+    case "f32": o.kvType = .f32
+    case let other: throw UsageError(message: "--kv must be f16 or f32, got '\(other)'")
+    }
     return o
 }
 
@@ -211,34 +216,46 @@ func runTokenize(_ a: Arguments) throws {
 }
 
 /// Prompt processing (pp tokens in one eval) and decode (tg tokens one at a time), best of `reps`.
+/// pp: tokens/s of one `pp`-token prompt batch. tg: tokens/s of `tg` single-token decode steps after `depth`
+/// context tokens (prefilled untimed in chunks of 512). Best of `reps`; one JSON line.
 func runBench(_ a: Arguments) throws {
     let model = try loadModel(a)
     let pp: Int = try a.number("--pp", default: 128)
     let tg: Int = try a.number("--tg", default: 64)
+    let depth: Int = try a.number("--depth", default: 0)
     let reps: Int = try a.number("--reps", default: 3)
+    guard pp >= 0, tg >= 0, depth >= 0, pp <= 1 << 20, tg <= 1 << 20, depth <= 1 << 22 else {
+        throw UsageError(message: "--pp, --tg and --depth must be non-negative and reasonable")
+    }
     var o = try sessionOptions(a)
-    o.nCtx = max(o.nCtx, pp + tg + 1)
-    o.nBatch = max(pp, 1)
+    o.nCtx = max(o.nCtx, max(pp, depth + 1) + tg + 1)
+    o.nBatch = max(pp, 512)
     let session = try Session(model: model, options: o)
     let vocab = Int32(model.vocabSize)
-    let prompt = (0..<pp).map { Int32(($0 * 7919 + 13) % Int(vocab)) }
+    let prompt = (0..<max(pp, depth)).map { Int32(($0 * 7919 + 13) % Int(vocab)) }
     var bestPP = 0.0, bestTG = 0.0
     for _ in 0..<max(reps, 1) {
-        try session.reset()
-        var t0 = now()
-        if pp > 0 { try session.eval(prompt) }
-        bestPP = max(bestPP, Double(pp) / (now() - t0))
-        try session.reset()
-        try session.eval([prompt.first ?? 1])
-        t0 = now()
-        var token: Int32 = 1
-        for i in 0..<tg {
-            token = Int32((Int(token) * 31 + i) % Int(vocab))
-            try session.eval([token])
+        if pp > 0 {
+            try session.reset()
+            let t0 = now()
+            try session.eval(Array(prompt[0..<pp]))
+            bestPP = max(bestPP, Double(pp) / (now() - t0))
         }
-        bestTG = max(bestTG, Double(tg) / (now() - t0))
+        if tg > 0 {
+            try session.reset()
+            try session.eval(depth > 0 ? Array(prompt[0..<depth]) : [prompt.first ?? 1])
+            let t0 = now()
+            var token: Int32 = 1
+            for i in 0..<tg {
+                token = Int32((Int(token) * 31 + i) % Int(vocab))
+                try session.eval([token])
+            }
+            bestTG = max(bestTG, Double(tg) / (now() - t0))
+        }
     }
-    writeOut(Array("{\"threads\": \(session.threadCount), \"pp\": \(pp), \"pp_tps\": \(bestPP), \"tg\": \(tg), \"tg_tps\": \(bestTG)}\n".utf8))
+    writeOut(Array(("{\"threads\": \(session.threadCount), \"pp\": \(pp), \"pp_tps\": \(bestPP), \"tg\": \(tg), "
+        + "\"tg_tps\": \(bestTG), \"depth\": \(depth), \"kernels\": \"\(KernelDispatch.path.rawValue)\", "
+        + "\"kv\": \"\(o.kvType == .f16 ? "f16" : "f32")\"}\n").utf8))
 }
 
 let argv = CommandLine.arguments

@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 import MistralEngine
+import MistralKernels
 
 final class KQuantTests: XCTestCase {
     func fixture(_ name: String) throws -> Data {
@@ -26,25 +27,38 @@ final class KQuantTests: XCTestCase {
                 }
                 XCTAssertLessThan(maxDiff, 1e-6, "\(name) decode")
 
-                // y = x · Wᵀ for 3 activation rows, through the engine's matmul (one worker thread and two)
+                // y = x · Wᵀ for 3 activation rows, through the engine's matmul (one worker thread and two). The
+                // kernels see x quantized to int8 (per 256 for K-quants, per 32 otherwise): the reference uses
+                // those values, so only summation order separates the two.
                 let x = (0..<3 * cols).map { Float(($0 * 37) % 101 - 50) / 50 }
+                let format = QuantType(rawValue: type.rawValue)!.activationFormat
+                let q = QuantizedActivations(format: format, tokens: 3, cols: cols)!
+                q.setColumns(cols)
+                for t in 0..<3 { x.withUnsafeBufferPointer { q.quantize(row: t, from: $0.baseAddress! + t * cols) } }
+                let v = q.view
+                let quantized = KernelDispatch.kernel(type) != nil  // else a float path sees x itself
+                let xq = (0..<3 * cols).map { i in
+                    quantized ? Float(v.values(i / cols)[i % cols]) * v.scales(i / cols)[(i % cols) / format.blockSize] : x[i]
+                }
                 var reference = [Float](repeating: 0, count: 3 * rows)
                 for t in 0..<3 {
                     for r in 0..<rows {
                         var s: Double = 0
-                        for c in 0..<cols { s += Double(x[t * cols + c]) * Double(expected[r * cols + c]) }
+                        for c in 0..<cols { s += Double(xq[t * cols + c]) * Double(expected[r * cols + c]) }
                         reference[t * rows + r] = Float(s)
                     }
                 }
-                for threads in [1, 2] {
+                for path in KernelPath.available { for threads in [1, 2] {
+                    KernelDispatch.use(path)
+                    defer { KernelDispatch.use(KernelPath.selected) }
                     let pool = try WorkerPool(threadCount: threads)
-                    let acts = ActivationBatch(rows: 3, cols: cols, threads: threads)
+                    let acts = try ActivationBatch(rows: 3, cols: cols, threads: threads)
                     var y = [Float](repeating: .nan, count: 3 * rows)
                     MatMul.multiply(m, x: x, n: 3, y: &y, yStride: rows, acts: acts, pool: pool)
                     for i in 0..<y.count {
-                        XCTAssertEqual(y[i], reference[i], accuracy: 1e-3 * max(1, abs(reference[i])), "\(name) matmul")
+                        XCTAssertEqual(y[i], reference[i], accuracy: 1e-4 * max(1, abs(reference[i])), "\(name) matmul \(path)")
                     }
-                }
+                } }
             }
         }
     }

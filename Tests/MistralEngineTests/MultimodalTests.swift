@@ -45,7 +45,7 @@ final class MultimodalTests: XCTestCase {
             ? try model.embedImages(try files.map { try ImageFile.load(path: tiny + "/reference/" + $0) }, threads: 2)
             : try model.embedPixels(try hfPixels(name), threads: 2)
         let ids = int32s(meta["prompt_ids"])
-        let session = try Session(model: model, options: { var o = SessionOptions(); o.nCtx = 128; o.threads = 2; return o }())
+        let session = try Session(model: model, options: { var o = SessionOptions(); o.nCtx = 128; o.threads = 2; o.kvType = .f32; return o }())
         let imageToken = try XCTUnwrap(model.imageTokenId)
         let nImg = ids.filter { $0 == imageToken }.count
         XCTAssertEqual(rows.count, nImg * model.config!.nEmbd, "\(name): one embedding row per [IMG] token")

@@ -34,8 +34,10 @@ final class TinyMistralTests: XCTestCase {
         return try Model(path: tinyPath + "/" + rel, options: ModelLoadOptions(tokenizerPath: tokenizer, convertTo: convertTo))
     }
 
-    func logits(_ model: Model, _ ids: [Int32]) throws -> [Float] {
-        let session = try Session(model: model, options: { var o = SessionOptions(); o.nCtx = 128; o.threads = 2; return o }())
+    func logits(_ model: Model, _ ids: [Int32], kv: KVCacheType = .f32, nBatch: Int = 512, nCtx: Int = 128) throws -> [Float] {
+        let session = try Session(model: model, options: {
+            var o = SessionOptions(); o.nCtx = nCtx; o.threads = 2; o.kvType = kv; o.nBatch = nBatch; return o
+        }())
         var out = [Float](repeating: 0, count: ids.count * model.vocabSize)
         try out.withUnsafeMutableBufferPointer { try session.eval(ids, logitsOut: $0.baseAddress) }
         return out
@@ -52,6 +54,29 @@ final class TinyMistralTests: XCTestCase {
     }
 
     static let formats = ["hf", "native", "gguf/tiny-s-f32.gguf", "gguf/tiny-s-bf16.gguf"]
+
+    /// The default f16 KV cache against transformers' f32 logits: f16 rounding of keys and values (relative
+    /// 2^-11) moves the logits of this random model by a few 1e-3, so the bound is 1e-2 instead of 1e-3.
+    func testF16KVCacheWithinBound() throws {
+        let ref = try loadNpy("tiny-s/reference/text_logits.npy")
+        let ids = int32s(try loadJSON("tiny-s/reference/text_greedy.json")["input_ids"])
+        let got = try logits(try load("gguf/tiny-s-f32.gguf"), ids, kv: .f16)
+        let d = maxAbsDiff(got, ref.values)
+        XCTAssertLessThan(d, 1e-2)
+        XCTAssertGreaterThan(d, 0, "f16 rounding should be visible; is the cache still f32?")
+    }
+
+    /// Tiled attention: a 150-token prompt spans three 64-position KV blocks and many 8-token query blocks;
+    /// evaluated in one chunk, in chunks of 7 and token by token, every position's logits agree (f32 cache).
+    func testTiledAttentionIndependentOfChunking() throws {
+        let model = try load("gguf/tiny-s-f32.gguf")
+        let ids = (0..<150).map { Int32(($0 * 7919 + 11) % 4000 + 20) }
+        let whole = try logits(model, ids, nBatch: 512, nCtx: 256)
+        for nBatch in [7, 1] {
+            let chunked = try logits(model, ids, nBatch: nBatch, nCtx: 256)
+            XCTAssertLessThan(maxAbsDiff(whole, chunked), 1e-4, "n_batch \(nBatch)")
+        }
+    }
 
     func testTextLogitsEveryFormat() throws {
         let ref = try loadNpy("tiny-s/reference/text_logits.npy")
@@ -81,7 +106,7 @@ final class TinyMistralTests: XCTestCase {
         let ids = int32s(j["input_ids"]), expected = int32s(j["greedy_new_tokens"])
         XCTAssertEqual(expected.count, 24)
         for f in Self.formats {
-            let session = try Session(model: try load(f), options: { var o = SessionOptions(); o.nCtx = 64; o.threads = 2; return o }())
+            let session = try Session(model: try load(f), options: { var o = SessionOptions(); o.nCtx = 64; o.threads = 2; o.kvType = .f32; return o }())
             var o = GenerateOptions()
             o.maxTokens = 24
             o.sampling.temperature = 0

@@ -59,20 +59,37 @@ def test_needs_only_system_libraries_and_no_toolchain_runpath(lib):
     assert names <= ALLOWED_NEEDED, names - ALLOWED_NEEDED
 
 
-def test_no_avx512_instructions(lib):
-    """The kernels are built for x86-64-v3 (Package.swift); EVEX-encoded (AVX-512) code would not run there."""
-    evex = []
-    prefixes = {"66", "67", "f2", "f3", "f0", "2e", "3e", "26", "36", "64", "65"}
-    out = subprocess.run(["objdump", "-d", "-w", "--no-addresses", lib], check=True, capture_output=True,
+_PREFIXES = {"66", "67", "f2", "f3", "f0", "2e", "3e", "26", "36", "64", "65"}
+_EVEX_OPERANDS = re.compile(r"%zmm|%k[0-7]|\{1to|%[xy]mm(1[6-9]|2\d|3[01])\b")
+
+
+def _evex_by_function(path):
+    """{function symbol: EVEX-encoded (AVX-512) instruction count} from objdump -d."""
+    out = subprocess.run(["objdump", "-d", "-w", "--no-addresses", path], check=True, capture_output=True,
                          text=True).stdout
+    counts, func = {}, "?"
     for line in out.splitlines():
+        m = re.match(r"^<(.+)>:$", line.strip())
+        if m:
+            func = m.group(1)
+            continue
         f = line.split("\t")
         if len(f) < 3:
             continue
-        code = [b for b in f[1].split() if b not in prefixes]
-        if (code and code[0] == "62") or re.search(r"%zmm|%k[0-7]|\{1to|%[xy]mm(1[6-9]|2\d|3[01])\b", f[2]):
-            evex.append(f[2].strip())
-    assert not evex, f"{len(evex)} AVX-512 instructions, e.g. {evex[:5]}"
+        code = [b for b in f[1].split() if b not in _PREFIXES]
+        if (code and code[0] == "62") or _EVEX_OPERANDS.search(f[2]):
+            counts[func] = counts.get(func, 0) + 1
+    return counts
+
+
+def test_avx512_only_in_the_dispatched_kernel_target(lib):
+    """Everything is built for x86-64-v3 except the MistralKernelsAVX512 target, whose code runs only after the
+    CPUID dispatcher (KernelPath) found AVX-512: EVEX-encoded instructions anywhere else would crash an AVX2 CPU."""
+    counts = _evex_by_function(lib)
+    outside = {f: n for f, n in counts.items() if "MistralKernelsAVX512" not in f}
+    inside = sum(n for f, n in counts.items() if "MistralKernelsAVX512" in f)
+    assert not outside, f"AVX-512 outside MistralKernelsAVX512: {sorted(outside.items())[:8]}"
+    assert inside > 0, "the AVX-512 kernels are missing from the library"
 
 
 # ---- the list's rules, on scratch copies of the list and the header ----------------------------------------------

@@ -114,16 +114,17 @@ def test_non_finite_vision_mean(tmp_path):
 
 # ---- allocations sized by a caller ------------------------------------------------------------------------------
 def test_kv_cache_larger_than_memory(model):
-    # SmolLM2: 30 layers x 192 kv dims x 2 x 4 bytes = 45 KiB per position; 2^22 positions = 180 GiB.
+    # SmolLM2: 30 layers x 192 kv dims x 2 (keys, values) x 2 bytes (f16) = 22.5 KiB per position: 2^22 = 90 GiB
     e = refused(mistral.ERR_OUT_OF_MEMORY, "memory", mistral.Session, model, n_ctx=1 << 22, threads=1)
     assert "n_ctx 4194304" in e.message
 
 
 def test_kv_cache_2_pow_20_on_a_small_machine(model):
-    needed = 30 * 192 * 2 * 4 * (1 << 20)  # 45 GiB
+    needed = 30 * 192 * 2 * 4 * (1 << 20)  # an f32 cache: 45 GiB
     if os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >= needed:
         pytest.skip("this machine could hold the cache")
-    refused(mistral.ERR_OUT_OF_MEMORY, "memory", mistral.Session, model, n_ctx=1 << 20, threads=1)
+    e = refused(mistral.ERR_OUT_OF_MEMORY, "memory", mistral.Session, model, n_ctx=1 << 20, threads=1, kv_type="f32")
+    assert "45.0 GiB" in e.message
 
 
 # ---- images -------------------------------------------------------------------------------------------------------

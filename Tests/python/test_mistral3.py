@@ -23,7 +23,7 @@ def load(rel, **kw):
 
 
 def eval_logits(model, ids):
-    with mistral.Session(model, n_ctx=128, threads=2) as s:
+    with mistral.Session(model, n_ctx=128, threads=2, kv_type="f32") as s:
         return s.eval(ids, logits=True)
 
 
@@ -44,11 +44,11 @@ def test_logits_match_transformers(fmt, ref):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_greedy_continuation(fmt):
     ref = fixture("tiny-s/reference/text_greedy.json")
-    with mistral.Session(load(fmt), n_ctx=64, threads=2) as s:
+    with mistral.Session(load(fmt), n_ctx=64, threads=2, kv_type="f32") as s:
         s.generate(ref["input_ids"], temperature=0, max_tokens=24, ignore_eos=True)
         assert s.n_past == len(ref["input_ids"]) + 24
         # the generated ids are the session's last 24 positions; compare through their logits' argmax path
-    with mistral.Session(load(fmt), n_ctx=64, threads=2) as s:
+    with mistral.Session(load(fmt), n_ctx=64, threads=2, kv_type="f32") as s:
         logits = s.eval(ref["input_ids"] + ref["greedy_new_tokens"][:-1], logits=True)
         argmax = logits[len(ref["input_ids"]) - 1:].argmax(axis=1).tolist()
         assert argmax == ref["greedy_new_tokens"]
@@ -139,7 +139,7 @@ def test_v7_chat_errors():
 
 def test_session_chat_reuses_prefix():
     model = load("native")
-    with mistral.Session(model, n_ctx=256, threads=2) as s:
+    with mistral.Session(model, n_ctx=256, threads=2, kv_type="f32") as s:
         msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
         a1 = s.chat(msgs, max_tokens=8, ignore_eos=True)
         n1 = s.n_past

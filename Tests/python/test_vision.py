@@ -66,7 +66,7 @@ def all_logits(model, case, rows):
     meta = fixture(f"tiny-s/reference/{case}/meta.json")
     ids = meta["prompt_ids"]
     out, r, i = [], 0, 0
-    with mistral.Session(model, n_ctx=128, threads=2) as s:
+    with mistral.Session(model, n_ctx=128, threads=2, kv_type="f32") as s:
         while i < len(ids):
             j = i
             if ids[i] == 10:
@@ -93,7 +93,7 @@ def test_session_chat_with_image(hf):
     """session.chat renders, embeds and evaluates the image prompt; its greedy token is the reference's argmax."""
     meta = fixture("tiny-s/reference/img1/meta.json")
     expected = np.load(os.path.join(REF, "img1", "logits.npy"))
-    with mistral.Session(hf, n_ctx=128, threads=2) as s:
+    with mistral.Session(hf, n_ctx=128, threads=2, kv_type="f32") as s:
         msgs = [{"role": "user", "content": meta["prompt_text"], "images": [IMG1]}]
         tokens = []
         s.chat(msgs, max_tokens=1, ignore_eos=True, temperature=0, special_out=True,

@@ -12,6 +12,8 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public static let bf16 = GGMLType(rawValue: 30)
     public static let q5_0 = GGMLType(rawValue: 6)
     public static let q5_1 = GGMLType(rawValue: 7)
+    public static let q2_K = GGMLType(rawValue: 10)
+    public static let q3_K = GGMLType(rawValue: 11)
     public static let q4_K = GGMLType(rawValue: 12)
     public static let q5_K = GGMLType(rawValue: 13)
     public static let q6_K = GGMLType(rawValue: 14)
@@ -32,7 +34,7 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public var description: String { name }
 
     /// Types the matrix kernels can multiply with.
-    public var isComputable: Bool { [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains(self) }
+    public var isComputable: Bool { [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K].contains(self) }
 
     /// Types multiplied by decoding each weight row to f32 (a correct, not yet fast, path): K-quants and Q5.
     public var isRowDecoded: Bool { [.q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains(self) }

@@ -1,19 +1,29 @@
-// Y = X · Wᵀ for n activation rows. Quantized weights are multiplied against activations quantized to 8 bits in
-// blocks of 32 (as llama.cpp does), so the inner loops are integer dot products LLVM vectorizes; float weights
-// use SIMD16 FMA loops. Rows of W are split across the worker pool; each weight row is reused for all n
-// activation rows while it is in L1.
+// Y = X · Wᵀ for n activation rows. Quantized weights go through their kernel (KernelDispatch): the input rows
+// are quantized once to the kernel's int8 format and every weight row is multiplied against them in place, up
+// to 4 tokens per unpacked row (prompt batches), one token for decode. Float weights use SIMD16 FMA loops.
+// Rows of W are split across the worker pool; each worker walks its rows in tiles of 16 that stay in L1/L2
+// while chunks of tokens pass over them.
+import MistralKernels
 
-/// One PreparedActivations per activation row of a batch, allocated once per session.
+/// Quantized activations for a batch of up to `rows` tokens, allocated once per session.
 public final class ActivationBatch: @unchecked Sendable {  // each row is written by one worker, then only read
     let rows: UnsafeMutablePointer<PreparedActivations>
     let count: Int
-    /// One f32 weight row per worker thread, for weight types decoded row by row (K-quants).
+    /// One f32 weight row per worker thread, for weight types decoded row by row.
     let rowScratch: UnsafeMutablePointer<Float>
     let cols: Int
+    let q8_0: QuantizedActivations
+    let q8_K: QuantizedActivations
 
-    public init(rows count: Int, cols: Int, threads: Int = 1) {
+    public init(rows count: Int, cols: Int, threads: Int = 1) throws {
         self.count = count
         self.cols = cols
+        guard let a = QuantizedActivations(format: .q8_0, tokens: count, cols: cols),
+              let b = QuantizedActivations(format: .q8_K, tokens: count, cols: cols) else {
+            throw MistralError(.outOfMemory, "cannot allocate quantized activations for \(count) x \(cols)")
+        }
+        q8_0 = a
+        q8_K = b
         rows = .allocate(capacity: count)
         for i in 0..<count { (rows + i).initialize(to: PreparedActivations(capacity: cols)) }
         rowScratch = .allocate(capacity: max(threads, 1) * cols)
@@ -25,6 +35,8 @@ public final class ActivationBatch: @unchecked Sendable {  // each row is writte
         rows.deinitialize(count: count)
         rows.deallocate()
     }
+
+    func buffer(_ f: ActivationFormat) -> QuantizedActivations { f == .q8_0 ? q8_0 : q8_K }
 }
 
 /// One product of a matmul job: y[t * yStride + r] = (X · Wᵀ)[t, r].
@@ -64,16 +76,25 @@ public enum MatMul {
                                 x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, pool: WorkerPool) {
         let cols = t0.w.cols
         let threads = pool.threadCount
-        let needsQuantized = isQuantized(t0.w.type) || (t1.map { isQuantized($0.w.type) } ?? false)
-            || (t2.map { isQuantized($0.w.type) } ?? false)
-        if needsQuantized {
+        let k0 = KernelDispatch.kernel(t0.w.type), k1 = t1.flatMap { KernelDispatch.kernel($0.w.type) }
+        let k2 = t2.flatMap { KernelDispatch.kernel($0.w.type) }
+        let needsQ8_0 = [k0, k1, k2].contains { $0?.format == .q8_0 }
+        let needsQ8_K = [k0, k1, k2].contains { $0?.format == .q8_K }
+        let needsPrepared = (k0 == nil && isQuantized(t0.w.type)) || (t1.map { k1 == nil && isQuantized($0.w.type) } ?? false)
+            || (t2.map { k2 == nil && isQuantized($0.w.type) } ?? false)
+        if needsQ8_0 { acts.q8_0.setColumns(cols) }
+        if needsQ8_K { acts.q8_K.setColumns(cols) }
+        if needsQ8_0 || needsQ8_K || needsPrepared {
+            @inline(__always) func prepare(_ t: Int) {
+                if needsQ8_0 { acts.q8_0.quantize(row: t, from: x + t * cols) }
+                if needsQ8_K { acts.q8_K.quantize(row: t, from: x + t * cols) }
+                if needsPrepared { acts.rows[t].prepare(x: x + t * cols, cols: cols) }
+            }
             if n == 1 {
-                acts.rows[0].prepare(x: x, cols: cols)
+                prepare(0)
             } else {
                 pool.run { tid in
-                    for t in WorkerPool.range(of: n, thread: tid, threads: threads) {
-                        acts.rows[t].prepare(x: x + t * cols, cols: cols)
-                    }
+                    for t in WorkerPool.range(of: n, thread: tid, threads: threads) { prepare(t) }
                 }
             }
         }
@@ -81,18 +102,22 @@ public enum MatMul {
         pool.run { tid in
             let all = WorkerPool.range(of: rows0 + rows1 + rows2, thread: tid, threads: threads, granularity: 16)
             // map this thread's slice of the concatenated rows back onto each target
-            run(t0, base: 0, slice: all, x: x, n: n, acts: acts, tid: tid)
-            if let t1 { run(t1, base: rows0, slice: all, x: x, n: n, acts: acts, tid: tid) }
-            if let t2 { run(t2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts, tid: tid) }
+            run(t0, k0, base: 0, slice: all, x: x, n: n, acts: acts, tid: tid)
+            if let t1 { run(t1, k1, base: rows0, slice: all, x: x, n: n, acts: acts, tid: tid) }
+            if let t2 { run(t2, k2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts, tid: tid) }
         }
     }
 
     /// Computes the rows of `target` that fall in `slice` of the concatenated rows (target starts at `base`).
     @inline(__always)
-    static func run(_ target: MatMulTarget, base: Int, slice: Range<Int>, x: UnsafePointer<Float>, n: Int,
-                    acts: ActivationBatch, tid: Int) {
+    static func run(_ target: MatMulTarget, _ kernel: QuantKernel?, base: Int, slice: Range<Int>,
+                    x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, tid: Int) {
         let lo = max(slice.lowerBound, base) - base, hi = min(slice.upperBound, base + target.w.rows) - base
         guard lo < hi else { return }
+        if let kernel {
+            rowsKernel(target, kernel, lo..<hi, view: acts.buffer(kernel.format).view, n: n)
+            return
+        }
         let args = MatMulArgs(w: target.w, x: x, n: n, y: target.y, yStride: target.yStride, acts: acts)
         switch target.w.type {
         case .q4_0, .q4_1, .q8_0: rowsQuantized(args, lo..<hi)
@@ -101,6 +126,27 @@ public enum MatMul {
         case .bf16: rowsBF16(args, lo..<hi)
         case .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: rowsDecoded(args, lo..<hi, row: acts.rowScratch + tid * acts.cols)
         default: break
+        }
+    }
+
+    /// Token chunks of up to 64 pass over row tiles of 16: the tile's weights stay in L1/L2 while the chunk's
+    /// activations (64 x cols bytes) stay in L2.
+    static func rowsKernel(_ t: MatMulTarget, _ k: QuantKernel, _ rows: Range<Int>, view: ActivationView, n: Int) {
+        let w = t.w
+        if n <= 4 {
+            k.dot(w.data, w.rowBytes, rows, view, 0..<n, t.y, t.yStride)
+            return
+        }
+        var t0 = 0
+        while t0 < n {
+            let tokens = t0..<min(t0 + 64, n)
+            var r0 = rows.lowerBound
+            while r0 < rows.upperBound {
+                let tile = r0..<min(r0 + 16, rows.upperBound)
+                k.dot(w.data, w.rowBytes, tile, view, tokens, t.y, t.yStride)
+                r0 = tile.upperBound
+            }
+            t0 = tokens.upperBound
         }
     }
 

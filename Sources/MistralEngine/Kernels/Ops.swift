@@ -26,12 +26,38 @@ public enum Ops {
         for i in 0..<n { x[i] *= inv }
     }
 
-    /// gate = silu(gate) * up, element-wise.
+    /// gate = silu(gate) * up, element-wise (16 lanes at a time with the polynomial exp).
     @inline(__always)
     public static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n {
+        var i = 0
+        while i + 16 <= n {
+            let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD16<Float>.self)
+            let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD16<Float>.self)
+            let e = VisionAttention.exp16(-g)
+            UnsafeMutableRawPointer(gate + i).storeBytes(of: g / (1 + e) * u, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n {
             let g = gate[i]
             gate[i] = g / (1 + expf(-g)) * up[i]
+            i += 1
+        }
+    }
+
+    /// swiGLU over `rows` rows of `n` values, split over the pool.
+    public static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, rows: Int, n: Int,
+                              pool: WorkerPool) {
+        let threads = pool.threadCount
+        if rows * n < 1 << 15 || threads == 1 {
+            swiGLU(gate, up, rows * n)
+            return
+        }
+        let args = (UInt(bitPattern: gate), UInt(bitPattern: up))  // Sendable: each worker writes its own range
+        pool.run { tid in
+            let r = WorkerPool.range(of: rows * n, thread: tid, threads: threads, granularity: 16)
+            guard let g = UnsafeMutablePointer<Float>(bitPattern: args.0), let u = UnsafePointer<Float>(bitPattern: args.1),
+                  !r.isEmpty else { return }
+            swiGLU(g + r.lowerBound, u + r.lowerBound, r.count)
         }
     }
 

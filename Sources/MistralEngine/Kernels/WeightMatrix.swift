@@ -1,5 +1,6 @@
 // A 2-D weight tensor in place in the mapped file: `rows` output features, each a row of `cols` input features
 // stored in the blocks of `type`.
+import MistralKernels
 
 public struct WeightMatrix: @unchecked Sendable {  // points into an immutable mapping owned by the model
     public let data: UnsafeRawPointer
@@ -83,6 +84,10 @@ public struct WeightMatrix: @unchecked Sendable {  // points into an immutable m
             for b in 0..<cols / 256 { WeightMatrix.decodeQ45K(src + b * type.blockBytes, out + b * 256, five: type == .q5_K) }
         case .q6_K:
             for b in 0..<cols / 256 { WeightMatrix.decodeQ6K(src + b * 210, out + b * 256) }
+        case .q2_K:
+            for b in 0..<cols / 256 { KBlockDecode.q2_K(src + b * 84, out + b * 256) }
+        case .q3_K:
+            for b in 0..<cols / 256 { KBlockDecode.q3_K(src + b * 110, out + b * 256) }
         default:
             out.update(repeating: 0, count: cols)
         }

@@ -2,6 +2,7 @@
 // attention, SwiGLU feed-forward. Config, weights and run state are kept apart; the forward pass reads top to
 // bottom and allocates nothing.
 import Glibc
+import MistralKernels
 
 // MARK: - Config
 
@@ -255,20 +256,99 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
 
 // MARK: - Run state
 
+/// How the KV cache stores keys and values: f16 by default (half the memory and bandwidth of f32 at no
+/// measurable cost in accuracy), f32 for tests that compare against float references.
+public enum KVCacheType: Int32, Sendable {
+    case f16 = 0, f32 = 1
+
+    public var bytesPerValue: Int { self == .f16 ? 2 : 4 }
+}
+
+/// The keys and values of every layer for nCtx positions: layer l, position p, KV head h at
+/// base(l) + (p * kvDim + h * headDim) * bytesPerValue.
+final class KVCache: @unchecked Sendable {  // written by one session's forward pass, read by its workers
+    let type: KVCacheType
+    let nCtx: Int
+    let kvDim: Int
+    let k, v: UnsafeMutableRawPointer
+
+    /// Bytes of keys and values for `nCtx` positions of a model with this config.
+    static func bytes(_ c: LlamaConfig, nCtx: Int, type: KVCacheType) -> Int? {
+        let (a, o1) = (c.nLayer * c.kvDim).multipliedReportingOverflow(by: nCtx)
+        let (b, o2) = a.multipliedReportingOverflow(by: 2 * type.bytesPerValue)
+        return o1 || o2 ? nil : b
+    }
+
+    init(config c: LlamaConfig, nCtx: Int, type: KVCacheType) throws {
+        guard let total = KVCache.bytes(c, nCtx: nCtx, type: type) else {
+            throw MistralError(.outOfMemory, "KV cache size overflows")
+        }
+        let half = total / 2
+        self.type = type
+        self.nCtx = nCtx
+        kvDim = c.kvDim
+        k = UnsafeMutableRawPointer(try allocateZeroed(UInt8.self, count: half, what: "KV cache (\(total / 1_048_576) MiB)"))
+        do {
+            v = UnsafeMutableRawPointer(try allocateZeroed(UInt8.self, count: half, what: "KV cache (\(total / 1_048_576) MiB)"))
+        } catch {
+            free(k)
+            throw error
+        }
+    }
+
+    deinit {
+        free(k)
+        free(v)
+    }
+
+    @inline(__always) func offset(layer: Int, pos: Int) -> Int { (layer * nCtx + pos) * kvDim * type.bytesPerValue }
+
+    /// Stores n rows of kvDim floats (keys or values of positions pos..<pos+n) into layer `layer`.
+    func store(_ src: UnsafePointer<Float>, into base: UnsafeMutableRawPointer, layer: Int, pos: Int, n: Int) {
+        let dst = base + offset(layer: layer, pos: pos)
+        if type == .f32 {
+            dst.assumingMemoryBound(to: Float.self).update(from: src, count: n * kvDim)
+        } else {
+            HalfConvert.toHalf(src, dst.assumingMemoryBound(to: UInt16.self), n * kvDim)
+        }
+    }
+
+    /// Reads `count` positions from `pos` of one KV head (headDim values each) as floats into dst (row-major).
+    @inline(__always)
+    func load(_ base: UnsafeMutableRawPointer, layer: Int, pos: Int, count: Int, head: Int, headDim: Int,
+              into dst: UnsafeMutablePointer<Float>) {
+        let src = base + offset(layer: layer, pos: pos) + head * headDim * type.bytesPerValue
+        for i in 0..<count {
+            let row = src + i * kvDim * type.bytesPerValue
+            if type == .f32 {
+                (dst + i * headDim).update(from: row.assumingMemoryBound(to: Float.self), count: headDim)
+            } else {
+                HalfConvert.toFloat(row.assumingMemoryBound(to: UInt16.self), dst + i * headDim, headDim)
+            }
+        }
+    }
+}
+
 /// Everything one session's forward pass writes: activations for a chunk of up to `nBatch` tokens, the KV cache,
 /// and per-thread attention scratch. Allocated once when the session is created.
 final class LlamaState: @unchecked Sendable {  // used by one session at a time; workers write disjoint slices
     let nBatch: Int
     let nCtx: Int
     let threads: Int
-    let x, xb, q, attn, hb, hb2, logits: UnsafeMutablePointer<Float>
+    let x, xb, q, k, v, attn, hb, hb2, logits: UnsafeMutablePointer<Float>
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
-    let scores: UnsafeMutablePointer<Float>
-    let kCache, vCache: UnsafeMutablePointer<Float>
+    let cache: KVCache
+    /// Per thread: a block of keys and values as floats, and the scores and running max / sum of its queries.
+    let attnScratch: UnsafeMutablePointer<Float>
+    let attnScratchStride: Int
     let acts: ActivationBatch
     private var allocations: [UnsafeMutableRawPointer] = []
 
-    init(config c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int) throws {
+    /// Positions per attention block, and query tokens per attention task.
+    static let kvBlock = 64
+    static let queryTokens = 8
+
+    init(config c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType = .f16) throws {
         self.nBatch = nBatch
         self.nCtx = nCtx
         self.threads = threads
@@ -278,27 +358,28 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
             list.append(UnsafeMutableRawPointer(p))
             return p
         }
+        let maxQueries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
+        attnScratchStride = 2 * LlamaState.kvBlock * c.headDim + maxQueries * (LlamaState.kvBlock + 2)
         do {
             let wide = max(c.nEmbd, c.qDim)
             x = try buffer(nBatch * c.nEmbd, "activations")
             xb = try buffer(nBatch * wide, "activations")
             q = try buffer(nBatch * c.qDim, "queries")
+            k = try buffer(nBatch * c.kvDim, "keys")
+            v = try buffer(nBatch * c.kvDim, "values")
             attn = try buffer(nBatch * c.qDim, "attention output")
             hb = try buffer(nBatch * c.nFF, "feed-forward activations")
             hb2 = try buffer(nBatch * c.nFF, "feed-forward activations")
             logits = try buffer(c.nVocab, "logits")
             ropeCos = try buffer(nBatch * c.rotDim / 2, "rope table")
             ropeSin = try buffer(nBatch * c.rotDim / 2, "rope table")
-            scores = try buffer(threads * nCtx, "attention scores")
-            let (cacheCount, o) = (c.nLayer * c.kvDim).multipliedReportingOverflow(by: nCtx)
-            guard !o else { throw MistralError(.outOfMemory, "KV cache size overflows") }
-            kCache = try buffer(cacheCount, "KV cache (\(cacheCount * 8 / 1_048_576) MiB)")
-            vCache = try buffer(cacheCount, "KV cache")
+            attnScratch = try buffer(threads * attnScratchStride, "attention scratch")
+            cache = try KVCache(config: c, nCtx: nCtx, type: kvType)
+            acts = try ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim), threads: threads)
         } catch {
             for p in list { free(p) }
             throw error
         }
-        acts = ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim), threads: threads)
         allocations = list
     }
 
@@ -317,7 +398,7 @@ enum LogitsRequest {
 /// The pointers one attention job hands to its workers (each writes its own (token, head) outputs).
 private struct AttentionArgs: @unchecked Sendable {
     let state: LlamaState
-    let kLayer, vLayer: UnsafeMutablePointer<Float>
+    let layer: Int
     let n, startPos: Int
 }
 
@@ -354,14 +435,11 @@ extension LlamaWeights {
         }
 
         for (l, layer) in layers.enumerated() {
-            let kLayer = s.kCache + l * s.nCtx * kvDim
-            let vLayer = s.vCache + l * s.nCtx * kvDim
-
             // Attention block.
             for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.attnNorm, s.xb + t * d, d, eps: c.rmsEps) }
             MatMul.multiply(MatMulTarget(layer.wq, y: s.q, yStride: qDim),
-                            MatMulTarget(layer.wk, y: kLayer + startPos * kvDim, yStride: kvDim),
-                            MatMulTarget(layer.wv, y: vLayer + startPos * kvDim, yStride: kvDim),
+                            MatMulTarget(layer.wk, y: s.k, yStride: kvDim),
+                            MatMulTarget(layer.wv, y: s.v, yStride: kvDim),
                             x: s.xb, n: n, acts: s.acts, pool: pool)
             for t in 0..<n {
                 let cosT = UnsafePointer(s.ropeCos + t * half), sinT = UnsafePointer(s.ropeSin + t * half)
@@ -369,11 +447,13 @@ extension LlamaWeights {
                     Ops.rope(s.q + t * qDim + h * c.headDim, cos: cosT, sin: sinT, rotDim: c.rotDim, interleaved: c.ropeInterleaved)
                 }
                 for h in 0..<c.nKVHead {
-                    Ops.rope(kLayer + (startPos + t) * kvDim + h * c.headDim, cos: cosT, sin: sinT,
+                    Ops.rope(s.k + t * kvDim + h * c.headDim, cos: cosT, sin: sinT,
                              rotDim: c.rotDim, interleaved: c.ropeInterleaved)
                 }
             }
-            attention(AttentionArgs(state: s, kLayer: kLayer, vLayer: vLayer, n: n, startPos: startPos), pool: pool)
+            s.cache.store(s.k, into: s.cache.k, layer: l, pos: startPos, n: n)
+            s.cache.store(s.v, into: s.cache.v, layer: l, pos: startPos, n: n)
+            attention(AttentionArgs(state: s, layer: l, n: n, startPos: startPos), pool: pool)
             MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
             Ops.add(s.x, s.xb, n * d)
 
@@ -382,7 +462,7 @@ extension LlamaWeights {
             MatMul.multiply(MatMulTarget(layer.wGate, y: s.hb, yStride: c.nFF),
                             MatMulTarget(layer.wUp, y: s.hb2, yStride: c.nFF), nil,
                             x: s.xb, n: n, acts: s.acts, pool: pool)
-            Ops.swiGLU(s.hb, s.hb2, n * c.nFF)
+            Ops.swiGLU(s.hb, s.hb2, rows: n, n: c.nFF, pool: pool)
             MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
             Ops.add(s.x, s.xb, n * d)
         }
@@ -401,27 +481,79 @@ extension LlamaWeights {
         }
     }
 
-    /// Causal grouped-query attention of the chunk's queries over the cache, split over (token, head) pairs.
+    /// Causal grouped-query attention of the chunk's queries over the cache, as tiled ("flash") attention: each
+    /// task takes one KV head and up to 8 query tokens, i.e. every query head of that group for those tokens,
+    /// and walks the cache in blocks of 64 positions, converting each block of keys and values to f32 once for
+    /// all its queries and keeping a running max and sum per query (online softmax), so no score row of n_ctx
+    /// is ever stored. Tasks (KV head x token block) are split over the pool.
     private func attention(_ a: AttentionArgs, pool: WorkerPool) {
         let c = config
-        let hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim
+        let hd = c.headDim, qDim = c.qDim
         let group = c.nHead / c.nKVHead
         let scale = 1 / Float(hd).squareRoot()
-        let tasks = a.n * c.nHead
+        let qt = LlamaState.queryTokens, block = LlamaState.kvBlock
+        let tokenBlocks = (a.n + qt - 1) / qt
+        let tasks = tokenBlocks * c.nKVHead
         let threads = pool.threadCount
         pool.run { tid in
             let s = a.state
-            let scores = s.scores + tid * s.nCtx
+            let scratch = s.attnScratch + tid * s.attnScratchStride
+            let kBuf = scratch, vBuf = scratch + block * hd
+            let scores = vBuf + block * hd
+            let maxQ = qt * group
+            let runMax = scores + maxQ * block, runSum = runMax + maxQ
             for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
-                let t = task / c.nHead, h = task % c.nHead
-                let kvOff = (h / group) * hd
-                let q = UnsafePointer(s.q + t * qDim + h * hd)
-                let len = a.startPos + t + 1
-                for p in 0..<len { scores[p] = dot(q, a.kLayer + p * kvDim + kvOff, hd) * scale }
-                Ops.softmax(scores, len)
-                let out = s.attn + t * qDim + h * hd
-                out.update(repeating: 0, count: hd)
-                for p in 0..<len { axpy(scores[p], a.vLayer + p * kvDim + kvOff, out, hd) }
+                let kvh = task % c.nKVHead
+                let t0 = (task / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
+                let nq = (t1 - t0) * group
+                for i in 0..<nq {
+                    runMax[i] = -.infinity
+                    runSum[i] = 0
+                    let t = t0 + i / group, h = kvh * group + i % group
+                    (s.attn + t * qDim + h * hd).update(repeating: 0, count: hd)
+                }
+                let end = a.startPos + t1  // positions the last token of the block sees
+                var p0 = 0
+                while p0 < end {
+                    let p1 = min(p0 + block, end)
+                    s.cache.load(s.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
+                    s.cache.load(s.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
+                    for i in 0..<nq {
+                        let t = t0 + i / group, h = kvh * group + i % group
+                        let visible = min(p1, a.startPos + t + 1)  // causal: positions <= this token's
+                        guard visible > p0 else { continue }
+                        let q = UnsafePointer(s.q + t * qDim + h * hd)
+                        let sc = scores + i * block
+                        var blockMax = -Float.infinity
+                        for p in p0..<visible {
+                            let v = dot(q, kBuf + (p - p0) * hd, hd) * scale
+                            sc[p - p0] = v
+                            blockMax = max(blockMax, v)
+                        }
+                        let newMax = max(runMax[i], blockMax)
+                        let out = s.attn + t * qDim + h * hd
+                        if runMax[i] > -.infinity && runMax[i] < newMax {
+                            let correction = expf(runMax[i] - newMax)
+                            runSum[i] *= correction
+                            for j in 0..<hd { out[j] *= correction }
+                        }
+                        runMax[i] = newMax
+                        var sum: Float = 0
+                        for p in p0..<visible {
+                            let e = expf(sc[p - p0] - newMax)
+                            sum += e
+                            axpy(e, vBuf + (p - p0) * hd, out, hd)
+                        }
+                        runSum[i] += sum
+                    }
+                    p0 = p1
+                }
+                for i in 0..<nq {
+                    let t = t0 + i / group, h = kvh * group + i % group
+                    let out = s.attn + t * qDim + h * hd
+                    let inv = runSum[i] > 0 ? 1 / runSum[i] : 0
+                    for j in 0..<hd { out[j] *= inv }
+                }
             }
         }
     }

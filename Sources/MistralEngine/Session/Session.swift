@@ -7,7 +7,8 @@ public struct SessionOptions: Sendable {
     public var nCtx = 0          // 0 = min(trained context, 4096)
     public var threads = 0       // 0 = online CPUs
     public var seed: UInt64 = 0xC0FFEE
-    public var nBatch = 256
+    public var nBatch = 512
+    public var kvType = KVCacheType.f16
     public init() {}
 }
 
@@ -67,7 +68,8 @@ public final class Session {
         }
         let threads = options.threads > 0 ? options.threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let nBatch = min(options.nBatch, nCtx)
-        try MemoryBudget.ensure(bytes: Session.runStateBytes(c, nCtx: nCtx, nBatch: nBatch, threads: threads),
+        try MemoryBudget.ensure(bytes: Session.runStateBytes(c, nCtx: nCtx, nBatch: nBatch, threads: threads,
+                                                             kvType: options.kvType),
                                 what: "a session with n_ctx \(nCtx) (KV cache and activations)")
         self.model = model
         self.weights = weights
@@ -75,16 +77,19 @@ public final class Session {
         self.seed = options.seed
         self.rng = RandomGenerator(seed: options.seed)
         self.pool = try WorkerPool(threadCount: threads)
-        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: nBatch, threads: threads)
+        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: nBatch, threads: threads, kvType: options.kvType)
     }
 
-    /// Bytes LlamaState allocates: the f32 KV cache (keys and values of every layer and position) plus the
-    /// activations, logits, rope tables and attention scores. In Double so that no file-sized product overflows.
-    static func runStateBytes(_ c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int) -> Double {
-        let kvCache = Double(c.nLayer) * Double(c.kvDim) * Double(nCtx) * 2 * 4
-        let perRow = Double(c.nEmbd + max(c.nEmbd, c.qDim) + 2 * c.qDim + 2 * c.nFF + c.rotDim
+    /// Bytes LlamaState allocates: the KV cache (keys and values of every layer and position, f16 or f32) plus
+    /// the activations, logits, rope tables and per-thread attention scratch. In Double so that no file-sized
+    /// product overflows.
+    static func runStateBytes(_ c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType) -> Double {
+        let kvCache = Double(c.nLayer) * Double(c.kvDim) * Double(nCtx) * 2 * Double(kvType.bytesPerValue)
+        let perRow = Double(c.nEmbd + max(c.nEmbd, c.qDim) + 2 * c.qDim + 2 * c.kvDim + 2 * c.nFF + c.rotDim
                             + max(c.nEmbd, c.nFF, c.qDim))
-        return kvCache + 4 * (Double(nBatch) * perRow + Double(c.nVocab) + Double(threads) * Double(nCtx))
+        let block = LlamaState.kvBlock, queries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
+        let scratch = Double(threads) * Double(2 * block * c.headDim + queries * (block + 2))
+        return kvCache + 4 * (Double(nBatch) * perRow + Double(c.nVocab) + scratch)
     }
 
     /// Runs `body` as the session's only user. The flag is taken with one atomic exchange, so a second thread or a

@@ -73,7 +73,7 @@ GENERATE_REUSE_PREFIX = 4
 
 class _SessionParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("n_ctx", ctypes.c_uint32), ("n_threads", ctypes.c_int32),
-                ("seed", ctypes.c_uint64), ("n_batch", ctypes.c_uint32)]
+                ("seed", ctypes.c_uint64), ("n_batch", ctypes.c_uint32), ("kv_type", ctypes.c_int32)]
 
 
 class _GenerateParams(ctypes.Structure):
@@ -543,14 +543,19 @@ class Session(_Handle):
     _kind = "session"
     _free = staticmethod(lambda h: _lib.mistral_session_free(h))
 
+    KV_TYPES = {"f16": 0, "f32": 1}
+
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
-                 n_batch: Optional[int] = None):
+                 n_batch: Optional[int] = None, kv_type: str = "f16"):
+        """kv_type: how the KV cache stores keys and values, "f16" (default) or "f32"."""
         self._handle = None
         self._calls = 0            # calls on this session now running (close() refuses while > 0)
         self._calls_lock = threading.Lock()
         self._refused = False      # the last generate() was refused before reaching the library
         if not isinstance(model, Model):
             raise TypeError(f"model must be a mistral.Model, got {type(model).__name__}")
+        if kv_type not in self.KV_TYPES:
+            raise ValueError(f"kv_type must be one of {sorted(self.KV_TYPES)}, got {kv_type!r}")
         self.model = model  # keeps the model alive as long as the session
         params = _SessionParams()
         _lib.mistral_session_params_init(ctypes.byref(params))
@@ -560,6 +565,7 @@ class Session(_Handle):
             params.seed = _int_arg("seed", seed, 0, (1 << 64) - 1)
         if n_batch is not None:
             params.n_batch = _int_arg("n_batch", n_batch, 1, 8192)
+        params.kv_type = self.KV_TYPES[kv_type]
         handle = ctypes.c_void_p()
         _check(_lib.mistral_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)),
                "mistral_session_create")

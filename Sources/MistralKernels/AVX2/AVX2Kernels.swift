@@ -1,0 +1,16 @@
+// The AVX2 (x86-64-v3) kernel of each quantized weight type that has one.
+
+public enum AVX2Kernels {
+    public static let table: [QuantType: QuantKernel] = [
+        .q4_K: QuantKernel(.q8_K, KQuantsAVX2.q4_K),
+        .q5_K: QuantKernel(.q8_K, KQuantsAVX2.q5_K),
+        .q6_K: QuantKernel(.q8_K, KQuantsAVX2.q6_K),
+        .q4_0: QuantKernel(.q8_0, Q32AVX2.q4_0),
+        .q4_1: QuantKernel(.q8_0, Q32AVX2.q4_1),
+        .q5_0: QuantKernel(.q8_0, Q32AVX2.q5_0),
+        .q5_1: QuantKernel(.q8_0, Q32AVX2.q5_1),
+        .q8_0: QuantKernel(.q8_0, Q32AVX2.q8_0),
+        .q2_K: QuantKernel(.q8_K, KQuantsLowAVX2.q2_K),
+        .q3_K: QuantKernel(.q8_K, KQuantsLowAVX2.q3_K),
+    ]
+}

@@ -1,0 +1,116 @@
+// The int8 form activations take before they meet quantized weights. Quantized once per matmul input (one
+// activation row per token) and reused by every weight row, as ggml does:
+//  * q8_0: blocks of 32, one f32 scale and the block's Σq each — for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights;
+//  * q8_K: blocks of 256, one f32 scale, and Σq for every 16 values — for the K-quants, whose sub-block mins and
+//    offsets need those partial sums.
+// q = round(x / d) with d = max|x| / 127, so every q is in -127...127 (never -128: the AVX2 kernels rely on it).
+
+public enum ActivationFormat: Sendable {
+    case q8_0
+    case q8_K
+
+    /// Values per scale.
+    @inline(__always) public var blockSize: Int { self == .q8_0 ? 32 : 256 }
+    /// Values per partial sum.
+    @inline(__always) public var sumSize: Int { self == .q8_0 ? 32 : 16 }
+}
+
+/// Read-only view of `tokens` quantized activation rows of `cols` values (cols a multiple of the block size).
+/// Token t: values at qs + t * cols, scales at d + t * cols / blockSize, sums at sums + t * cols / sumSize.
+public struct ActivationView: @unchecked Sendable {  // points into a QuantizedActivations buffer the caller keeps
+    public let format: ActivationFormat
+    public let cols: Int
+    public let qs: UnsafePointer<Int8>
+    public let d: UnsafePointer<Float>
+    public let sums: UnsafePointer<Int16>
+
+    @inline(__always) public func values(_ t: Int) -> UnsafePointer<Int8> { qs + t &* cols }
+    @inline(__always) public func scales(_ t: Int) -> UnsafePointer<Float> { d + t &* (cols / format.blockSize) }
+    @inline(__always) public func partialSums(_ t: Int) -> UnsafePointer<Int16> { sums + t &* (cols / format.sumSize) }
+}
+
+/// Storage for up to `capacityTokens` rows of up to `capacityCols` activations in one format.
+public final class QuantizedActivations: @unchecked Sendable {  // each row is written by one thread, then only read
+    public let format: ActivationFormat
+    public let capacityTokens: Int
+    public let capacityCols: Int
+    private let qs: UnsafeMutablePointer<Int8>
+    private let d: UnsafeMutablePointer<Float>
+    private let sums: UnsafeMutablePointer<Int16>
+    public private(set) var cols = 0
+
+    /// nil when the sizes overflow or memory is short.
+    public init?(format: ActivationFormat, tokens: Int, cols: Int) {
+        let bs = format.blockSize
+        let paddedCols = (cols + bs - 1) / bs * bs
+        let (n, o) = tokens.multipliedReportingOverflow(by: paddedCols)
+        guard tokens > 0, cols > 0, !o,
+              let q = malloc(n), let dd = malloc(n / bs * 4), let s = malloc(n / format.sumSize * 2) else { return nil }
+        self.format = format
+        capacityTokens = tokens
+        capacityCols = paddedCols
+        qs = q.assumingMemoryBound(to: Int8.self)
+        d = dd.assumingMemoryBound(to: Float.self)
+        sums = s.assumingMemoryBound(to: Int16.self)
+    }
+
+    deinit {
+        free(qs)
+        free(d)
+        free(sums)
+    }
+
+    public var view: ActivationView {
+        ActivationView(format: format, cols: cols, qs: qs, d: d, sums: sums)
+    }
+
+    /// Sets the row length for the next `quantize` calls (a multiple of the block size, <= capacityCols).
+    public func setColumns(_ cols: Int) { self.cols = cols }
+
+    /// Quantizes token row t from x (cols floats). Rows may be written by different threads at once.
+    public func quantize(row t: Int, from x: UnsafePointer<Float>) {
+        let bs = format.blockSize, ss = format.sumSize
+        let q = qs + t * cols, dq = d + t * (cols / bs), sq = sums + t * (cols / ss)
+        ActivationQuantizer.quantize(x, cols, blockSize: bs, sumSize: ss, q: q, d: dq, sums: sq)
+    }
+}
+
+public enum ActivationQuantizer {
+    /// q[i] = round(x[i] / d[b]) for blocks of `blockSize`, d[b] = max|x| / 127; sums[j] = Σ q over each `sumSize`.
+    /// Non-finite inputs quantize to 0 rather than trapping (a corrupt model can produce them).
+    public static func quantize(_ x: UnsafePointer<Float>, _ n: Int, blockSize: Int, sumSize: Int,
+                                q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>,
+                                sums: UnsafeMutablePointer<Int16>) {
+        var b = 0
+        while b < n / blockSize {
+            let src = x + b * blockSize
+            var amax = SIMD16<Float>()
+            var i = 0
+            while i < blockSize {
+                let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self)
+                amax = pointwiseMax(amax, pointwiseMax(v, -v))
+                i += 16
+            }
+            let m = amax.max()
+            let scale: Float = m.isFinite ? m / 127 : 0
+            let inv: Float = scale > 0 ? 1 / scale : 0
+            d[b] = scale
+            let dst = q + b * blockSize
+            for j in 0..<blockSize {
+                let r = (src[j] * inv).rounded(.toNearestOrEven)
+                // |r| <= 127 by construction; NaN (r != r) becomes 0
+                dst[j] = r == r ? Int8(max(-127, min(127, r))) : 0
+            }
+            b += 1
+        }
+        var s = 0
+        while s < n / sumSize {
+            var acc: Int16 = 0
+            for j in 0..<sumSize { acc &+= Int16(q[s * sumSize + j]) }
+            sums[s] = acc
+            s += 1
+        }
+    }
+}
+
+import Glibc

@@ -1,0 +1,25 @@
+// f16 <-> f32 rows for the KV cache (F16C, part of x86-64-v3).
+import _Builtin_intrinsics.intel
+
+public enum HalfConvert {
+    /// dst[i] = Float(src[i]) for n values.
+    @inline(__always)
+    public static func toFloat(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i &+ 8 <= n {
+            let h = UnsafeRawPointer(src + i).loadUnaligned(as: __m128i.self)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: _mm256_cvtph_ps(h), as: __m256.self)
+            i &+= 8
+        }
+        while i < n {
+            dst[i] = Float(Float16(bitPattern: src[i]))
+            i &+= 1
+        }
+    }
+
+    /// dst[i] = f16(src[i]) (round to nearest even) for n values.
+    @inline(__always)
+    public static func toHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ n: Int) {
+        for i in 0..<n { dst[i] = Float16(src[i]).bitPattern }
+    }
+}
