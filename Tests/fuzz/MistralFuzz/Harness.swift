@@ -79,7 +79,7 @@ func writeFile(_ name: String, _ bytes: [UInt8]) -> String {
     if fd >= 0 {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            let n = bytes.withUnsafeBytes { b in b.baseAddress.map { write(fd, $0 + done, b.count - done) } ?? 0 }
             if n <= 0 { break }
             done += n
         }
