@@ -53,5 +53,9 @@ let package = Package(
             name: "MistralEngineTests",
             dependencies: ["MistralEngine", "MistralKernels", "MistralKernelsAVX512"]
         ),
+        // libFuzzer harnesses over the C API; Tests/fuzz/run.sh builds them with -sanitize=fuzzer,address. A normal
+        // build links a replay main instead (Tests/fuzz/MistralFuzz/Replay.swift).
+        .executableTarget(name: "MistralFuzz", dependencies: ["MistralC", "CMistralABI"], path: "Tests/fuzz/MistralFuzz",
+                          swiftSettings: kernelFlags),
     ]
 )

@@ -16,7 +16,15 @@
  *   "all defaults".
  * - Text is UTF-8. Lengths are in bytes and never include a terminating NUL.
  * - Thread safety: a `mistral_model` is immutable after loading and may be used from any number of threads at
- *   once. A `mistral_session` must be used by one thread at a time.
+ *   once. A `mistral_session` serves one call at a time: a call that would change or run it (eval, generate,
+ *   eval_chat, reset, truncate) while another call on the same session is running — from another thread, or
+ *   re-entrantly from inside that call's own callback — is refused with MISTRAL_ERR_INVALID_ARGUMENT and the
+ *   message "session is busy ..." (an atomic flag; nothing waits). Read-only getters (n_past, n_ctx,
+ *   last_stop_reason, ...) are always allowed. Never free a session while a call on it is running.
+ * - Hostile input: every number read from a file is range-checked where it is parsed (a value the C API cannot
+ *   represent, e.g. a trained context >= 2^31, is MISTRAL_ERR_FORMAT), and allocations a file or a caller sizes
+ *   (KV cache, vocabularies, images) are checked against the machine's memory first (MISTRAL_ERR_OUT_OF_MEMORY
+ *   instead of a later kill by the kernel). docs/errors.md lists each bad-input class with its status.
  * - The library never writes to stdout or stderr; diagnostics go to the callback set with `mistral_log_set`.
  */
 #ifndef MISTRAL_H
@@ -56,7 +64,8 @@ typedef int32_t mistral_status;
 #define MISTRAL_ERR_IO 2                /* a file could not be opened, read or mapped */
 #define MISTRAL_ERR_FORMAT 3            /* a model file is malformed, truncated or inconsistent */
 #define MISTRAL_ERR_UNSUPPORTED 4       /* well-formed, but uses a feature this version does not implement */
-#define MISTRAL_ERR_OUT_OF_MEMORY 5     /* an allocation failed or a size would overflow */
+#define MISTRAL_ERR_OUT_OF_MEMORY 5     /* an allocation failed, a size would overflow, or it would not fit in the
+                                           machine's physical / available memory */
 #define MISTRAL_ERR_CONTEXT_FULL 6      /* the session's context (n_ctx positions) cannot hold more tokens */
 #define MISTRAL_ERR_BUFFER_TOO_SMALL 7  /* an output buffer is too small; the needed count was stored */
 #define MISTRAL_ERR_CANCELLED 8         /* the caller's callback asked to stop */
@@ -75,10 +84,13 @@ MISTRAL_API const char *mistral_status_string(mistral_status status);
 #define MISTRAL_LOG_INFO 2
 #define MISTRAL_LOG_DEBUG 3
 
-/* Receives one NUL-terminated message (valid only during the call). May be called from any thread. */
+/* Receives one NUL-terminated message (valid only during the call). May be called from any thread, and from
+ * several threads at once. It may call any libmistral function except mistral_log_set (which would wait for the
+ * callback itself to return: a deadlock); it should return quickly, since mistral_log_set waits for it. */
 typedef void (*mistral_log_callback)(int32_t level, const char *message, void *user_data);
 /* Routes the library's diagnostics to `callback` for messages at `level` or more severe. NULL disables logging
- * (the default). Process-wide; safe to call from any thread. */
+ * (the default). Process-wide; safe to call from any thread. When it returns, no thread is running the previous
+ * callback any more and none will call it again, so the previous user_data may be freed. */
 MISTRAL_API void mistral_log_set(mistral_log_callback callback, int32_t level, void *user_data);
 
 /* ---- Model ------------------------------------------------------------------------------------------------ */
@@ -160,7 +172,16 @@ typedef struct mistral_image mistral_image;
 #define MISTRAL_IMAGE_MAX_PIXELS 100000000
 
 /* Decodes a PNG or JPEG file (alpha is composited onto white, grayscale/CMYK become RGB). Corrupt or truncated files
- * give MISTRAL_ERR_FORMAT, unreadable ones MISTRAL_ERR_IO, absurd dimensions MISTRAL_ERR_INVALID_ARGUMENT. */
+ * give MISTRAL_ERR_FORMAT, unreadable ones MISTRAL_ERR_IO, absurd dimensions MISTRAL_ERR_INVALID_ARGUMENT, pixels
+ * that would not fit in memory MISTRAL_ERR_OUT_OF_MEMORY. A JPEG that libjpeg can decode only with a warning (data
+ * truncated — even when the file still ends in an EOI marker — or corrupt entropy data) is MISTRAL_ERR_FORMAT.
+ * Decode-time budget: decoding costs about pixels x scans (a progressive JPEG re-reads its coefficients once per
+ * scan; PNG and baseline JPEG have one pass). A JPEG whose width x height x scan count exceeds 2^31 pixel-scans
+ * (e.g. 100 megapixels with more than 21 scans), or that has more than 500 scans, is refused with
+ * MISTRAL_ERR_FORMAT before or while decoding; a repeated or out-of-order scan is refused at once. Measured on one
+ * x86-64 core with noise images (the costliest entropy data): ~40 ms per megapixel baseline, ~60 ms per megapixel
+ * for 10 progressive scans, i.e. ~6 ns per pixel-scan, so no accepted input decodes for more than about 15-30 s,
+ * and an ordinary 12-megapixel photo takes well under a second. */
 MISTRAL_API mistral_status mistral_image_load_file(const char *path, mistral_image **out_image);
 /* The same from `len` bytes of an encoded PNG/JPEG in memory (copied; the caller keeps its buffer). */
 MISTRAL_API mistral_status mistral_image_load_memory(const void *data, size_t len, mistral_image **out_image);
@@ -229,10 +250,13 @@ typedef struct mistral_session_params {
 
 MISTRAL_API void mistral_session_params_init(mistral_session_params *params);
 
-/* Creates a session on `model` (which must outlive it). Stores the handle in *out_session (NULL on failure). */
+/* Creates a session on `model` (which must outlive it). Stores the handle in *out_session (NULL on failure).
+ * MISTRAL_ERR_OUT_OF_MEMORY when the KV cache and activations for n_ctx positions would not fit in the machine's
+ * physical or currently available memory (checked before anything is allocated). */
 MISTRAL_API mistral_status mistral_session_create(const mistral_model *model, const mistral_session_params *params,
                                                   mistral_session **out_session);
-/* Releases a session and its worker threads. NULL is a no-op. */
+/* Releases a session and its worker threads. NULL is a no-op. Must not be called while a call on the session is
+ * running (e.g. from inside its token callback). */
 MISTRAL_API void mistral_session_free(mistral_session *session);
 /* Forgets every position (empties the KV cache) and reseeds the sampler with the session's seed. */
 MISTRAL_API mistral_status mistral_session_reset(mistral_session *session);

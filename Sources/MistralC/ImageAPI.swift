@@ -73,10 +73,10 @@ public func mistral_image_free(_ image: OpaquePointer?) {
 }
 
 @_cdecl("mistral_image_width")
-public func mistral_image_width(_ image: OpaquePointer?) -> UInt32 { UInt32(imageHandle(image)?.image.width ?? 0) }
+public func mistral_image_width(_ image: OpaquePointer?) -> UInt32 { UInt32(clamping: imageHandle(image)?.image.width ?? 0) }
 
 @_cdecl("mistral_image_height")
-public func mistral_image_height(_ image: OpaquePointer?) -> UInt32 { UInt32(imageHandle(image)?.image.height ?? 0) }
+public func mistral_image_height(_ image: OpaquePointer?) -> UInt32 { UInt32(clamping: imageHandle(image)?.image.height ?? 0) }
 
 @_cdecl("mistral_image_rgb")
 public func mistral_image_rgb(_ image: OpaquePointer?) -> UnsafePointer<UInt8>? {
@@ -96,8 +96,8 @@ public func mistral_image_token_grid(_ model: OpaquePointer?, _ width: UInt32, _
         let m = try require(modelHandle(model), "model").model
         let rows = try require(rows, "rows"), cols = try require(cols, "cols")
         let grid = try m.imageGrid(width: Int(width), height: Int(height))
-        rows.pointee = UInt32(grid.rows)
-        cols.pointee = UInt32(grid.cols)
+        rows.pointee = UInt32(clamping: grid.rows)
+        cols.pointee = UInt32(clamping: grid.cols)
     }
 }
 

@@ -42,22 +42,22 @@ public func mistral_model_free(_ model: OpaquePointer?) {
 
 @_cdecl("mistral_model_n_vocab")
 public func mistral_model_n_vocab(_ model: OpaquePointer?) -> Int32 {
-    Int32(modelHandle(model)?.model.vocabSize ?? 0)
+    Int32(clamping: modelHandle(model)?.model.vocabSize ?? 0)
 }
 
 @_cdecl("mistral_model_n_ctx_train")
 public func mistral_model_n_ctx_train(_ model: OpaquePointer?) -> Int32 {
-    Int32(modelHandle(model)?.model.contextLength ?? 0)
+    Int32(clamping: modelHandle(model)?.model.contextLength ?? 0)
 }
 
 @_cdecl("mistral_model_n_embd")
 public func mistral_model_n_embd(_ model: OpaquePointer?) -> Int32 {
-    Int32(modelHandle(model)?.model.config?.nEmbd ?? 0)
+    Int32(clamping: modelHandle(model)?.model.config?.nEmbd ?? 0)
 }
 
 @_cdecl("mistral_model_n_layer")
 public func mistral_model_n_layer(_ model: OpaquePointer?) -> Int32 {
-    Int32(modelHandle(model)?.model.config?.nLayer ?? 0)
+    Int32(clamping: modelHandle(model)?.model.config?.nLayer ?? 0)
 }
 
 @_cdecl("mistral_model_token_bos")

@@ -54,12 +54,12 @@ public func mistral_session_truncate(_ session: OpaquePointer?, _ nKeep: UInt32)
 
 @_cdecl("mistral_session_n_past")
 public func mistral_session_n_past(_ session: OpaquePointer?) -> UInt32 {
-    UInt32(sessionHandle(session)?.session.nPast ?? 0)
+    UInt32(clamping: sessionHandle(session)?.session.nPast ?? 0)
 }
 
 @_cdecl("mistral_session_n_ctx")
 public func mistral_session_n_ctx(_ session: OpaquePointer?) -> UInt32 {
-    UInt32(sessionHandle(session)?.session.nCtx ?? 0)
+    UInt32(clamping: sessionHandle(session)?.session.nCtx ?? 0)
 }
 
 @_cdecl("mistral_eval")
@@ -135,8 +135,9 @@ public func mistral_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<
         let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
         var defaults = mistral_generate_params()
         mistral_generate_params_init(&defaults)
-        let o = try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
-        try s.generate(prompt: ids, options: o) { text, token in
+        try s.generate(prompt: ids, makeOptions: {
+            try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
+        }) { text, token in
             guard let callback else { return true }
             return text.withUnsafeBufferPointer { buf in
                 buf.withMemoryRebound(to: CChar.self) { callback($0.baseAddress, $0.count, token, userData) == 0 }
@@ -152,5 +153,5 @@ public func mistral_session_last_stop_reason(_ session: OpaquePointer?) -> Int32
 
 @_cdecl("mistral_session_last_n_generated")
 public func mistral_session_last_n_generated(_ session: OpaquePointer?) -> UInt32 {
-    UInt32(sessionHandle(session)?.session.lastGenerated ?? 0)
+    UInt32(clamping: sessionHandle(session)?.session.lastGenerated ?? 0)
 }

@@ -187,7 +187,7 @@ func runChat(_ a: Arguments) throws {
             }
         } catch let e as MistralError where e.status == .contextFull {
             printErr("\n[context full: starting a new conversation]")
-            session.reset()
+            try session.reset()
             messages.removeAll()
             imageRows.removeAll()
             imageTags.removeAll()
@@ -236,13 +236,13 @@ func runBench(_ a: Arguments) throws {
     var bestPP = 0.0, bestTG = 0.0
     for _ in 0..<max(reps, 1) {
         if pp > 0 {
-            session.reset()
+            try session.reset()
             let t0 = now()
             try session.eval(Array(prompt[0..<pp]))
             bestPP = max(bestPP, Double(pp) / (now() - t0))
         }
         if tg > 0 {
-            session.reset()
+            try session.reset()
             try session.eval(depth > 0 ? Array(prompt[0..<depth]) : [prompt.first ?? 1])
             let t0 = now()
             var token: Int32 = 1

@@ -57,7 +57,7 @@ final class MultimodalTests: XCTestCase {
         }
         XCTAssertEqual(session.nPast, ids.count)
         // logits of every position: evaluate again position by position kinds with logitsOut
-        session.reset()
+        try session.reset()
         var row = 0, i = 0
         try out.withUnsafeMutableBufferPointer { o in
             try rows.withUnsafeBufferPointer { r in

@@ -71,8 +71,13 @@ public struct LlamaConfig: Sendable {
         }
         guard headDim > 0, headDim % 2 == 0, headDim <= 1024 else { throw MistralError.format("bad head dimension \(headDim)") }
         guard rotDim > 0, rotDim % 2 == 0, rotDim <= headDim else { throw MistralError.format("bad rope dimension \(rotDim)") }
-        guard nVocab > 0 else { throw MistralError.format("vocabulary size is 0") }
-        guard ropeBase > 0, rmsEps > 0, rmsEps < 1 else { throw MistralError.format("bad rope base or rms epsilon") }
+        // Token ids and positions are int32 in the C API.
+        guard nVocab > 0, nVocab <= Int(Int32.max) else { throw MistralError.format("vocabulary size \(nVocab) is out of range") }
+        guard nCtxTrain > 0, nCtxTrain <= Int(Int32.max) else {
+            throw MistralError.format("trained context length \(nCtxTrain) is out of range (1...\(Int32.max))")
+        }
+        guard ropeBase.isFinite, ropeBase > 0 else { throw MistralError.format("rope theta \(ropeBase) must be a finite positive number") }
+        guard rmsEps.isFinite, rmsEps > 0, rmsEps < 1 else { throw MistralError.format("rms epsilon \(rmsEps) must be in (0, 1)") }
     }
 }
 

@@ -107,6 +107,9 @@ public final class Model: Sendable {
         if let v = vision, let c = weights?.config, v.config.projectionDim != c.nEmbd {
             throw MistralError.format("the vision projector outputs \(v.config.projectionDim) values per row, the text model embeds \(c.nEmbd)")
         }
+        if let id = visionConfig?.imageTokenId, id >= tokenizer.vocabSize {
+            throw MistralError.format("image token id \(id) is outside the vocabulary (0..<\(tokenizer.vocabSize))")
+        }
         if let c = weights?.config, c.nVocab != tokenizer.vocabSize {
             throw MistralError.format("the model has \(c.nVocab) vocabulary rows but its tokenizer has \(tokenizer.vocabSize) tokens")
         }
@@ -133,7 +136,7 @@ public final class Model: Sendable {
 
     /// The [IMG] placeholder id whose positions take image embedding rows.
     public var imageTokenId: Int32? {
-        visionConfig?.imageTokenId.map { Int32($0) } ?? tokenizer.tokenId(forText: "[IMG]")
+        visionConfig?.imageTokenId.flatMap { Int32(exactly: $0) } ?? tokenizer.tokenId(forText: "[IMG]")
     }
 
     /// The token grid an image of this size becomes.

@@ -1,5 +1,7 @@
-// A session: one conversation's KV cache, run state, worker pool and sampler. Used by one thread at a time.
+// A session: one conversation's KV cache, run state, worker pool and sampler. Used by one thread at a time: a
+// second caller while a call is running (another thread, or the session's own callback) is refused as busy.
 import Glibc
+import Synchronization
 
 public struct SessionOptions: Sendable {
     public var nCtx = 0          // 0 = min(trained context, 4096)
@@ -46,6 +48,8 @@ public final class Session {
     private var sampler = Sampler()
     public private(set) var lastStopReason = StopReason.none
     public private(set) var lastGenerated = 0
+    /// Set while a call runs; a second call (another thread, or re-entrant from a callback) is refused.
+    private let busy = Atomic<Bool>(false)
 
     public var nPast: Int { history.count }
 
@@ -63,21 +67,48 @@ public final class Session {
             throw MistralError.invalid("n_threads must be in 0...512, got \(options.threads)")
         }
         let threads = options.threads > 0 ? options.threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let nBatch = min(options.nBatch, nCtx)
+        try MemoryBudget.ensure(bytes: Session.runStateBytes(c, nCtx: nCtx, nBatch: nBatch, threads: threads,
+                                                             kvType: options.kvType),
+                                what: "a session with n_ctx \(nCtx) (KV cache and activations)")
         self.model = model
         self.weights = weights
         self.nCtx = nCtx
         self.seed = options.seed
         self.rng = RandomGenerator(seed: options.seed)
         self.pool = try WorkerPool(threadCount: threads)
-        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: min(options.nBatch, nCtx), threads: threads,
-                                    kvType: options.kvType)
+        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: nBatch, threads: threads, kvType: options.kvType)
+    }
+
+    /// Bytes LlamaState allocates: the KV cache (keys and values of every layer and position, f16 or f32) plus
+    /// the activations, logits, rope tables and per-thread attention scratch. In Double so that no file-sized
+    /// product overflows.
+    static func runStateBytes(_ c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType) -> Double {
+        let kvCache = Double(c.nLayer) * Double(c.kvDim) * Double(nCtx) * 2 * Double(kvType.bytesPerValue)
+        let perRow = Double(c.nEmbd + max(c.nEmbd, c.qDim) + 2 * c.qDim + 2 * c.kvDim + 2 * c.nFF + c.rotDim
+                            + max(c.nEmbd, c.nFF, c.qDim))
+        let block = LlamaState.kvBlock, queries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
+        let scratch = Double(threads) * Double(2 * block * c.headDim + queries * (block + 2))
+        return kvCache + 4 * (Double(nBatch) * perRow + Double(c.nVocab) + scratch)
+    }
+
+    /// Runs `body` as the session's only user. The flag is taken with one atomic exchange, so a second thread or a
+    /// re-entrant call from a callback gets an error instead of corrupting the cache.
+    private func exclusive<R>(_ body: () throws -> R) throws -> R {
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw MistralError.invalid("session is busy: a call on it is still running (another thread, or its own callback)")
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        return try body()
     }
 
     public var vocabSize: Int { weights.config.nVocab }
     public var threadCount: Int { pool.threadCount }
 
     /// Forgets the whole context and reseeds the RNG.
-    public func reset() {
+    public func reset() throws { try exclusive { resetContext() } }
+
+    private func resetContext() {
         history.removeAll()
         rowTags.removeAll()
         logitsValid = false
@@ -85,7 +116,9 @@ public final class Session {
     }
 
     /// Keeps only the first `n` positions.
-    public func truncate(to n: Int) throws {
+    public func truncate(to n: Int) throws { try exclusive { try truncateContext(to: n) } }
+
+    private func truncateContext(to n: Int) throws {
         guard n >= 0, n <= history.count else {
             throw MistralError.invalid("cannot truncate to \(n): the session holds \(history.count) positions")
         }
@@ -98,7 +131,15 @@ public final class Session {
 
     /// Appends tokens to the context. With `logitsOut`, writes n x vocab logits (one row per token).
     public func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
-        try eval(tokens, logitsOut: logitsOut, lastLogits: true)
+        try exclusive { try eval(tokens, logitsOut: logitsOut, lastLogits: true) }
+    }
+
+    public func eval(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        try exclusive { try evalTokens(tokens, logitsOut: logitsOut) }
+    }
+
+    private func evalTokens(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut, lastLogits: true) }
     }
 
     private func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>?,
@@ -116,6 +157,11 @@ public final class Session {
     /// `tags` identify the rows for prefix reuse (nil: never reused); `placeholder` is the id kept in `history`.
     public func evalEmbeddings(_ rows: UnsafePointer<Float>, count n: Int, placeholder: Int32 = -1,
                                tags: [UInt64]? = nil, logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+        try exclusive { try appendEmbeddings(rows, count: n, placeholder: placeholder, tags: tags, logitsOut: logitsOut) }
+    }
+
+    private func appendEmbeddings(_ rows: UnsafePointer<Float>, count n: Int, placeholder: Int32,
+                                  tags: [UInt64]?, logitsOut: UnsafeMutablePointer<Float>?) throws {
         guard n > 0 else { return }
         let start = history.count
         try append(count: n, tokens: nil, embeddings: rows, id: { _ in placeholder },
@@ -152,6 +198,13 @@ public final class Session {
     /// same image row) are kept and only the rest is evaluated.
     public func evalPrompt(_ ids: [Int32], imageToken: Int32?, imageRows: UnsafePointer<Float>?, imageTags: [UInt64],
                            reusePrefix: Bool) throws {
+        try exclusive {
+            try appendPrompt(ids, imageToken: imageToken, imageRows: imageRows, imageTags: imageTags, reusePrefix: reusePrefix)
+        }
+    }
+
+    private func appendPrompt(_ ids: [Int32], imageToken: Int32?, imageRows: UnsafePointer<Float>?, imageTags: [UInt64],
+                              reusePrefix: Bool) throws {
         let imageCount = imageToken.map { t in ids.reduce(0) { $0 + ($1 == t ? 1 : 0) } } ?? 0
         guard imageCount == imageTags.count, imageCount == 0 || imageRows != nil else {
             throw MistralError.invalid("the prompt has \(imageCount) [IMG] positions for \(imageTags.count) image rows")
@@ -175,19 +228,15 @@ public final class Session {
             var j = i
             if let imageToken, ids[i] == imageToken, let imageRows {
                 while j < ids.count && ids[j] == imageToken { j += 1 }
-                try evalEmbeddings(imageRows + row * weights.config.nEmbd, count: j - i, placeholder: imageToken,
-                                   tags: Array(tags[i..<j]))
+                try appendEmbeddings(imageRows + row * weights.config.nEmbd, count: j - i, placeholder: imageToken,
+                                     tags: Array(tags[i..<j]), logitsOut: nil)
                 row += j - i
             } else {
                 while j < ids.count && ids[j] != imageToken { j += 1 }
-                try eval(Array(ids[i..<j]))
+                try evalTokens(Array(ids[i..<j]))
             }
             i = j
         }
-    }
-
-    public func eval(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
-        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut) }
     }
 
     /// Truncates the context to its longest common prefix with `full` (same token, and for image positions the same
@@ -201,14 +250,16 @@ public final class Session {
         while common < history.count && common < full.count && history[common] == full[common]
             && rowTags[common] == (tags?[common] ?? 0) { common += 1 }
         if common == full.count && common > 0 { common -= 1 }
-        try truncate(to: common)
+        try truncateContext(to: common)
         return common
     }
 
     /// Logits after the last evaluated token (valid after eval/generate).
-    public func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R? {
-        guard logitsValid else { return nil }
-        return try body(UnsafeBufferPointer(start: state.logits, count: vocabSize))
+    public func withLastLogits<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R? {
+        try exclusive {
+            guard logitsValid else { return nil }
+            return try body(UnsafeBufferPointer(start: state.logits, count: vocabSize))
+        }
     }
 
     /// Evaluates `prompt`, then samples until a stop condition. `onText(bytes, token)` gets complete UTF-8 text
@@ -216,6 +267,23 @@ public final class Session {
     @discardableResult
     public func generate(prompt: [Int32], options o: GenerateOptions,
                          onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
+        try generate(prompt: prompt, makeOptions: { o }, onText: onText)
+    }
+
+    /// The same with options built (and validated) after the stop reason is cleared, so a call refused for its
+    /// options never leaves the previous call's stop reason behind.
+    @discardableResult
+    public func generate(prompt: [Int32], makeOptions: () throws -> GenerateOptions,
+                         onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
+        try exclusive {
+            lastStopReason = .none
+            lastGenerated = 0
+            return try generateLocked(prompt: prompt, options: try makeOptions(), onText: onText)
+        }
+    }
+
+    private func generateLocked(prompt: [Int32], options o: GenerateOptions,
+                                onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
         lastStopReason = .none
         lastGenerated = 0
         var prompt = prompt
@@ -223,7 +291,7 @@ public final class Session {
             prompt = Array(prompt[try keepCommonPrefix(prompt)...])
         }
         if !prompt.isEmpty {
-            try eval(prompt)
+            try evalTokens(prompt)
         } else if !logitsValid {
             throw MistralError.invalid("empty prompt and no previous tokens to continue from")
         }
@@ -248,7 +316,7 @@ public final class Session {
                 reason = .endOfGeneration
                 break
             }
-            try eval([token])
+            try evalTokens([token])
             lastGenerated += 1
             let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
             if !deliver(text, token) { reason = .callback; break loop }

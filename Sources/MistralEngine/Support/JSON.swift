@@ -28,6 +28,8 @@ public enum JSON: Sendable, Equatable {
     }
 
     public static func parse(_ bytes: UnsafeRawBufferPointer, what: String = "JSON") throws -> JSON {
+        // The parsed tree takes up to ~24 bytes per input byte ("[0,0,..." is 2 bytes per 24-byte value).
+        try MemoryBudget.ensure(bytes: Double(bytes.count) * 24, what: "parsing \(what) (\(bytes.count) bytes)")
         var p = JSONParser(bytes: bytes, what: what)
         p.skipSpace()
         let v = try p.value(depth: 0)

@@ -49,6 +49,9 @@ public final class TekkenTokenizer: Sendable {
 
     // MARK: loading
 
+    /// Most special tokens a file may declare (default_num_special_tokens).
+    public static let maxSpecialTokens = 1 << 16
+
     public static func load(path: String) throws -> TekkenTokenizer {
         let file = try MappedFile(path: path)
         let json = try JSON.parse(UnsafeRawBufferPointer(start: file.base, count: file.size), what: path)
@@ -75,7 +78,9 @@ public final class TekkenTokenizer: Sendable {
         guard let numSpecial = config["default_num_special_tokens"]?.int else {
             throw bad("config.default_num_special_tokens is missing")
         }
-        guard numSpecial >= 3, vocabSize >= numSpecial + 256, vocabSize < Int(Int32.max) else {
+        // mistral-common reserves 1000; the bound keeps the "<SPECIAL_n>" fillers below a few MB.
+        guard numSpecial >= 3, numSpecial <= TekkenTokenizer.maxSpecialTokens, vocabSize >= numSpecial + 256,
+              vocabSize < Int(Int32.max) else {
             throw bad("vocabulary size \(vocabSize) with \(numSpecial) special tokens is out of range")
         }
         guard let vocabList = json["vocab"]?.array else { throw bad("no 'vocab' array") }
@@ -110,7 +115,8 @@ public final class TekkenTokenizer: Sendable {
         for s in specials {
             guard !s.isEmpty else { throw bad("a special token is empty") }
             specialBytes.append(contentsOf: s.utf8)
-            specialOffsets.append(Int32(specialBytes.count))
+            guard let end = Int32(exactly: specialBytes.count) else { throw bad("special tokens are too long") }
+            specialOffsets.append(end)
         }
         let specialTable = try ByteTable(bytes: specialBytes, offsets: specialOffsets) { i in
             bad("special token '\(specials[i])' appears twice")

@@ -70,7 +70,10 @@ public enum ImageFile {
         }
         guard png_image_begin_read_from_memory(&image, base, bytes.count) != 0 else { throw failure("header") }
         let w = Int(image.width), h = Int(image.height)
-        do { try checkSize(w, h) } catch { png_image_free(&image); throw error }
+        do {
+            try checkSize(w, h)
+            try MemoryBudget.ensure(bytes: w * h * 7, what: "decoding a \(w)x\(h) PNG")  // RGBA + RGB
+        } catch { png_image_free(&image); throw error }
         // 8-bit RGBA, not premultiplied; 16-bit samples are taken as sRGB-encoded (scaled, not gamma-converted).
         image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
         image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
@@ -119,18 +122,21 @@ public enum ImageFile {
         let channels = cmyk ? 4 : 3
         let format = cmyk ? Int32(TJPF_CMYK.rawValue) : Int32(TJPF_RGB.rawValue)
         let count = width * height * channels
+        try MemoryBudget.ensure(bytes: count + width * height * 3, what: "decoding a \(width)x\(height) JPEG")
+        try JPEGScanBudget.check(bytes, width: width, height: height)
         guard let buffer = malloc(count) else {
             throw MistralError(.outOfMemory, "cannot allocate \(count) bytes for a \(width)x\(height) JPEG")
         }
         defer { free(buffer) }
         let dst = buffer.assumingMemoryBound(to: UInt8.self)
-        if tjDecompress2(handle, data, UInt(bytes.count), dst, w, 0, h, format, 0) != 0 {
-            // Warnings (e.g. extraneous bytes before a marker) still give a full image, as in PIL; a truncated
-            // file does not.
-            let text = message()
-            if tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue) || text.contains("Premature end") {
-                throw MistralError.format("corrupt JPEG data: \(text)")
-            }
+        // LIMITSCANS: a progressive file may have at most 500 scans (each one re-decodes the whole image, so a
+        // small file with thousands of scans would take minutes). STOPONWARNING: libjpeg warns when it had to
+        // invent pixels (truncated or corrupt entropy data, even when the file ends in an EOI marker); such a file
+        // is refused, decided by the library's error code rather than its message text.
+        let flags = Int32(TJFLAG_LIMITSCANS | TJFLAG_STOPONWARNING)
+        if tjDecompress2(handle, data, UInt(bytes.count), dst, w, 0, h, format, flags) != 0 {
+            let kind = tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) ? "damaged" : "corrupt"
+            throw MistralError.format("\(kind) JPEG data: \(message())")
         }
         if !cmyk {
             return try RGBImage(width: width, height: height, pixels: Array(UnsafeBufferPointer(start: dst, count: count)))

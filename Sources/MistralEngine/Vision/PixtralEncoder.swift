@@ -36,6 +36,11 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         let chunk = PixtralEncoder.rowChunk
         let patchCols = c.numChannels * c.patchSize * c.patchSize
         let maxCols = max(patchCols, wide, c.ffnSize, d * c.mergeSize * c.mergeSize, c.projectionDim)
+        // The config (a file) sizes these buffers: refuse up front what the machine cannot hold.
+        let floats = Double(limit) * Double(7 * wide + c.headDim + 4 * pool.threadCount)
+            + Double(chunk) * Double(2 * c.ffnSize + c.projectionDim + patchCols)
+            + Double(pool.threadCount) * Double(VisionGEMM.panelRows) * Double(maxCols)
+        try MemoryBudget.ensure(bytes: 4 * floats, what: "the vision encoder's buffers for \(limit) patches")
         var list: [UnsafeMutableRawPointer] = []
         func buffer(_ n: Int, _ what: String) throws -> UnsafeMutablePointer<Float> {
             let p = try allocateZeroed(Float.self, count: n, what: "vision \(what)")

@@ -81,7 +81,13 @@ public struct VisionConfig: Sendable, Equatable {
         try check(projectionDim > 0 && projectionDim <= 1 << 17, "projection dimension \(projectionDim) out of range")
         try check(ropeTheta > 0 && ropeTheta.isFinite, "rope theta must be positive")
         try check(normEps > 0 && normEps < 1 && projectorNormEps > 0 && projectorNormEps < 1, "bad norm epsilon")
-        try check(imageMean.count == 3 && imageStd.count == 3 && imageStd.allSatisfy { $0 > 0 }, "bad image mean/std")
+        try check(imageMean.count == 3 && imageStd.count == 3 && imageMean.allSatisfy { $0.isFinite }
+                  && imageStd.allSatisfy { $0.isFinite && $0 > 0 }, "bad image mean/std")
+        // Token ids are int32 in the C API.
+        for (name, id) in [("image_token_id", imageTokenId), ("image_break_token_id", imageBreakTokenId),
+                           ("image_end_token_id", imageEndTokenId)] {
+            if let id { try check(id >= 0 && id <= Int(Int32.max), "\(name) \(id) out of range") }
+        }
     }
 
     /// From a Hugging Face config.json of Mistral3ForConditionalGeneration (or a bare PixtralVisionConfig).

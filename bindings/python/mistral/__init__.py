@@ -13,7 +13,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import math
 import queue
+import signal
 import threading
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
@@ -188,28 +190,99 @@ def version() -> str:
     return _lib.mistral_version().decode()
 
 
+# The ctypes wrapper the library may call. mistral_log_set returns only when no thread is inside the old callback
+# any more, so the old wrapper is dropped after that call, never before it.
 _log_keepalive: list = []
+_log_lock = threading.Lock()
 
 
 def set_log_callback(fn: Optional[Callable[[int, str], None]], level: int = LOG_WARN) -> None:
-    """Route the library's diagnostics to fn(level, message); None turns logging off."""
+    """Route the library's diagnostics to fn(level, message); None turns logging off. fn may be called from any
+    thread; it must not call set_log_callback itself."""
+    if fn is not None and not callable(fn):
+        raise TypeError("fn must be callable or None")
+    level = _int_arg("level", level, 0, 3)
     if fn is None:
-        _lib.mistral_log_set(_LOG_CALLBACK(), level, None)
-        _log_keepalive.clear()
-        return
+        cb = _LOG_CALLBACK()
+    else:
+        def trampoline(lvl, msg, _ud):
+            try:
+                fn(lvl, msg.decode("utf-8", "replace") if msg else "")
+            except BaseException:  # a logging failure must never unwind into the library
+                pass
 
-    def trampoline(lvl, msg, _ud):
+        cb = _LOG_CALLBACK(trampoline)
+    with _log_lock:
+        _log_keepalive.append(cb)  # alive before the library can see it
+        _lib.mistral_log_set(cb, level, None)
+        del _log_keepalive[:-1]  # the library no longer calls the older wrappers
+
+
+# ---- argument checks (before anything reaches ctypes, which would wrap or truncate silently) --------------------
+_I32 = (-(1 << 31), (1 << 31) - 1)
+_U32 = (0, (1 << 32) - 1)
+
+
+def _int_arg(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
         try:
-            fn(lvl, msg.decode("utf-8", "replace") if msg else "")
-        except Exception:  # a logging failure must never unwind into the library
-            pass
+            import operator
+            value = operator.index(value)  # numpy integers
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in {lo}...{hi}, got {value}")
+    return int(value)
 
-    cb = _LOG_CALLBACK(trampoline)
-    _log_keepalive[:] = [cb]
-    _lib.mistral_log_set(cb, level, None)
+
+def _float_arg(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # numpy floats
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _text_arg(name: str, value) -> bytes:
+    """A str (UTF-8) or bytes-like object; anything else (an int would become that many NUL bytes) is refused."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{name} must be str or bytes, got {type(value).__name__}")
+
+
+def _bytes_arg(name: str, value) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{name} must be bytes-like, got {type(value).__name__}")
+
+
+def _cstr_arg(name: str, value) -> bytes:
+    """Text for a NUL-terminated C string: an embedded NUL would silently cut it short."""
+    data = _text_arg(name, value)
+    if b"\0" in data:
+        raise ValueError(f"{name} contains a NUL character")
+    return data
+
+
+def _path_arg(name: str, value) -> bytes:
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str, bytes or os.PathLike), got {type(value).__name__}")
+    data = os.fsencode(value)
+    if b"\0" in data:
+        raise ValueError(f"{name} contains a NUL character")
+    return data
 
 
 def _int_array(ids: Sequence[int]):
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+        raise TypeError(f"token ids must be a sequence of integers, got {type(ids).__name__}")
+    ids = [_int_arg("token id", i, *_I32) for i in ids]
     return (ctypes.c_int32 * max(len(ids), 1))(*ids)
 
 
@@ -262,15 +335,17 @@ class Image(_Handle):
 
     @classmethod
     def open(cls, path: Union[str, os.PathLike]) -> "Image":
-        return cls._make("mistral_image_load_file", os.fsencode(path))
+        return cls._make("mistral_image_load_file", _path_arg("path", path))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Image":
-        return cls._make("mistral_image_load_memory", bytes(data), len(data))
+        data = _bytes_arg("data", data)
+        return cls._make("mistral_image_load_memory", data, len(data))
 
     @classmethod
     def from_rgb(cls, pixels: bytes, width: int, height: int) -> "Image":
-        data = bytes(pixels)
+        data = _bytes_arg("pixels", pixels)
+        width, height = _int_arg("width", width, *_U32), _int_arg("height", height, *_U32)
         if len(data) != width * height * 3:
             raise MistralError(ERR_INVALID_ARGUMENT, f"{len(data)} bytes for a {width}x{height} RGB image")
         return cls._make("mistral_image_from_rgb", data, width, height)
@@ -314,7 +389,9 @@ def _chat_array(messages: Sequence[dict]):
     keep = []
     structs = []
     for m in messages:
-        role, content = m["role"].encode("utf-8"), m["content"].encode("utf-8")
+        if not isinstance(m, dict):
+            raise TypeError(f"a chat message must be a dict, got {type(m).__name__}")
+        role, content = _cstr_arg("role", m["role"]), _cstr_arg("content", m["content"])
         images = [Image.of(x) for x in m.get("images", [])]
         arr = (ctypes.c_void_p * max(len(images), 1))(*[i.handle.value for i in images])
         keep += [role, content, images, arr]
@@ -341,10 +418,10 @@ class Model(_Handle):
         if weight_type not in WEIGHT_TYPES:
             raise MistralError(ERR_INVALID_ARGUMENT, f"weight_type must be one of {sorted(k for k in WEIGHT_TYPES if k)}")
         params.weight_type = WEIGHT_TYPES[weight_type]
-        params.tokenizer_path = os.fsencode(tokenizer_path) if tokenizer_path is not None else None
-        params.mmproj_path = os.fsencode(mmproj_path) if mmproj_path is not None else None
+        params.tokenizer_path = _path_arg("tokenizer_path", tokenizer_path) if tokenizer_path is not None else None
+        params.mmproj_path = _path_arg("mmproj_path", mmproj_path) if mmproj_path is not None else None
         handle = ctypes.c_void_p()
-        _check(_lib.mistral_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)),
+        _check(_lib.mistral_model_load(_path_arg("path", path), ctypes.byref(params), ctypes.byref(handle)),
                "mistral_model_load")
         self._handle = handle
         self.path = os.fspath(path)
@@ -374,7 +451,7 @@ class Model(_Handle):
         template (or `template`) exactly as mistral-common does; images become their [IMG] grids."""
         arr, keep = _chat_array(messages)
         flags = CHAT_ADD_GENERATION_PROMPT if add_generation_prompt else 0
-        tname = template.encode() if template else None
+        tname = _cstr_arg("template", template) if template is not None else None
         n = ctypes.c_size_t(0)
         status = _lib.mistral_chat_tokenize(self.handle, tname, arr, len(messages), flags, None, 0, ctypes.byref(n))
         if status not in (OK, ERR_BUFFER_TOO_SMALL):
@@ -386,12 +463,13 @@ class Model(_Handle):
         return list(buf[: n.value])
 
     def is_eog(self, token: int) -> bool:
-        return bool(_lib.mistral_model_token_is_eog(self.handle, token))
+        return bool(_lib.mistral_model_token_is_eog(self.handle, _int_arg("token", token, *_I32)))
 
     has_vision = property(lambda self: bool(_lib.mistral_model_has_vision(self.handle)))
 
     def image_grid(self, width: int, height: int) -> tuple:
         """(rows, cols) of [IMG] tokens an image of this size becomes."""
+        width, height = _int_arg("width", width, *_U32), _int_arg("height", height, *_U32)
         rows, cols = ctypes.c_uint32(), ctypes.c_uint32()
         _check(_lib.mistral_image_token_grid(self.handle, width, height, ctypes.byref(rows), ctypes.byref(cols)),
                "mistral_image_token_grid")
@@ -414,7 +492,7 @@ class Model(_Handle):
         return out
 
     def tokenize(self, text: Union[str, bytes], add_bos: bool = False, special: bool = False) -> list:
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        data = _text_arg("text", text)
         flags = (TOKENIZE_ADD_BOS if add_bos else 0) | (TOKENIZE_PARSE_SPECIAL if special else 0)
         n = ctypes.c_size_t(0)
         capacity = len(data) + 2
@@ -443,6 +521,7 @@ class Model(_Handle):
         return self.detokenize_bytes(ids, special).decode("utf-8", "replace")
 
     def token_to_piece(self, token: int, special: bool = False) -> bytes:
+        token = _int_arg("token", token, *_I32)
         n = ctypes.c_size_t(0)
         buf = ctypes.create_string_buffer(256)
         status = _lib.mistral_token_to_piece(self.handle, token, DETOKENIZE_SPECIAL if special else 0, buf, 256,
@@ -457,7 +536,9 @@ class Model(_Handle):
 
 # ---- Session -------------------------------------------------------------------------------------------------------
 class Session(_Handle):
-    """KV cache + sampler state for one conversation. Use from one thread at a time."""
+    """KV cache + sampler state for one conversation. Use from one thread at a time: a call while another one on the
+    same session is running (from another thread, or from inside on_token) raises MistralError(ERR_INVALID_ARGUMENT,
+    "session is busy")."""
 
     _kind = "session"
     _free = staticmethod(lambda h: _lib.mistral_session_free(h))
@@ -468,40 +549,73 @@ class Session(_Handle):
                  n_batch: Optional[int] = None, kv_type: str = "f16"):
         """kv_type: how the KV cache stores keys and values, "f16" (default) or "f32"."""
         self._handle = None
+        self._calls = 0            # calls on this session now running (close() refuses while > 0)
+        self._calls_lock = threading.Lock()
+        self._refused = False      # the last generate() was refused before reaching the library
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a mistral.Model, got {type(model).__name__}")
         if kv_type not in self.KV_TYPES:
             raise ValueError(f"kv_type must be one of {sorted(self.KV_TYPES)}, got {kv_type!r}")
         self.model = model  # keeps the model alive as long as the session
         params = _SessionParams()
         _lib.mistral_session_params_init(ctypes.byref(params))
-        params.n_ctx = n_ctx
-        params.n_threads = threads
+        params.n_ctx = _int_arg("n_ctx", n_ctx, *_U32)
+        params.n_threads = _int_arg("threads", threads, 0, 512)
         if seed is not None:
-            params.seed = seed
+            params.seed = _int_arg("seed", seed, 0, (1 << 64) - 1)
         if n_batch is not None:
-            params.n_batch = n_batch
+            params.n_batch = _int_arg("n_batch", n_batch, 1, 8192)
         params.kv_type = self.KV_TYPES[kv_type]
         handle = ctypes.c_void_p()
         _check(_lib.mistral_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)),
                "mistral_session_create")
         self._handle = handle
 
+    def _enter(self):
+        with self._calls_lock:
+            self._calls += 1
+
+    def _leave(self):
+        with self._calls_lock:
+            self._calls -= 1
+
+    def close(self) -> None:
+        # Freeing the session under a running call (from on_token, or another thread) would pull the cache out
+        # from under it.
+        if getattr(self, "_calls", 0) > 0:
+            raise MistralError(ERR_INVALID_ARGUMENT, "session is busy: cannot close it while a call on it is running")
+        super().close()
+
+    def _call(self, name: str, *args) -> int:
+        self._enter()
+        try:
+            return getattr(_lib, name)(*args)
+        finally:
+            self._leave()
 
     n_past = property(lambda self: _lib.mistral_session_n_past(self.handle))
     n_ctx = property(lambda self: _lib.mistral_session_n_ctx(self.handle))
-    last_stop_reason = property(lambda self: STOP_REASONS.get(_lib.mistral_session_last_stop_reason(self.handle)))
-    last_n_generated = property(lambda self: _lib.mistral_session_last_n_generated(self.handle))
+    last_n_generated = property(lambda self: 0 if self._refused else _lib.mistral_session_last_n_generated(self.handle))
+
+    @property
+    def last_stop_reason(self) -> Optional[str]:
+        """How the last generate() ended ("eog", "max_tokens", ...); "none" when it was refused."""
+        if self._refused:
+            return "none"
+        return STOP_REASONS.get(_lib.mistral_session_last_stop_reason(self.handle))
 
     def reset(self) -> None:
-        _check(_lib.mistral_session_reset(self.handle), "mistral_session_reset")
+        _check(self._call("mistral_session_reset", self.handle), "mistral_session_reset")
 
     def truncate(self, n_keep: int) -> None:
-        _check(_lib.mistral_session_truncate(self.handle, n_keep), "mistral_session_truncate")
+        n_keep = _int_arg("n_keep", n_keep, *_U32)
+        _check(self._call("mistral_session_truncate", self.handle, n_keep), "mistral_session_truncate")
 
     def eval(self, ids: Sequence[int], logits: bool = False):
         """Appends tokens; with logits=True returns an (n, n_vocab) float32 numpy array (a flat list without numpy)."""
         arr = _int_array(ids)
         if not logits:
-            _check(_lib.mistral_eval(self.handle, arr, len(ids), None), "mistral_eval")
+            _check(self._call("mistral_eval", self.handle, arr, len(ids), None), "mistral_eval")
             return None
         vocab = self.model.n_vocab
         try:
@@ -511,15 +625,17 @@ class Session(_Handle):
         except ImportError:
             out = (ctypes.c_float * (len(ids) * vocab))()
             ptr = out
-        _check(_lib.mistral_eval(self.handle, arr, len(ids), ptr), "mistral_eval")
+        _check(self._call("mistral_eval", self.handle, arr, len(ids), ptr), "mistral_eval")
         return out if not isinstance(out, ctypes.Array) else list(out)
 
     def _prompt_ids(self, prompt, add_bos, special) -> list:
-        if isinstance(prompt, (str, bytes)):
+        if isinstance(prompt, (str, bytes, bytearray, memoryview)):
             if add_bos is None:
                 add_bos = self.n_past == 0 and self.model.add_bos
             return self.model.tokenize(prompt, add_bos=add_bos, special=special)
-        return list(prompt)
+        if isinstance(prompt, int) or not hasattr(prompt, "__iter__"):
+            raise TypeError(f"prompt must be str, bytes or a sequence of token ids, got {type(prompt).__name__}")
+        return [_int_arg("token id", i, *_I32) for i in prompt]
 
     def eval_embd(self, rows, logits: bool = False):
         """Appends positions given as embedding rows (e.g. from Model.image_embed), like eval() does for tokens."""
@@ -528,8 +644,8 @@ class Session(_Handle):
         if a.ndim != 2 or a.shape[1] != self.model.n_embd:
             raise MistralError(ERR_INVALID_ARGUMENT, f"rows must be (n, {self.model.n_embd}) floats")
         out = np.empty((a.shape[0], self.model.n_vocab), dtype=np.float32) if logits else None
-        _check(_lib.mistral_eval_embd(self.handle, a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), a.shape[0],
-                                      out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) if logits else None),
+        _check(self._call("mistral_eval_embd", self.handle, a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                          a.shape[0], out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) if logits else None),
                "mistral_eval_embd")
         return out
 
@@ -540,8 +656,9 @@ class Session(_Handle):
         earlier turns and images are not recomputed. Temperature defaults to the model's recommendation (0.15 for
         Mistral V7 models)."""
         arr, keep = _chat_array(messages)
-        _check(_lib.mistral_session_eval_chat(self.handle, template.encode() if template else None, arr,
-                                              len(messages)), "mistral_session_eval_chat")
+        tname = _cstr_arg("template", template) if template is not None else None
+        _check(self._call("mistral_session_eval_chat", self.handle, tname, arr, len(messages)),
+               "mistral_session_eval_chat")
         del keep
         if temperature is None:
             temperature = 0.15 if (template or self.model.chat_template) == "mistral-v7" else 0.7
@@ -551,11 +668,23 @@ class Session(_Handle):
                 ignore_eos, special_out, reuse_prefix=False):
         p = _GenerateParams()
         _lib.mistral_generate_params_init(ctypes.byref(p))
-        p.max_tokens, p.temperature, p.top_k, p.top_p, p.min_p = max_tokens, temperature, top_k, top_p, min_p
-        p.repeat_penalty, p.repeat_last_n, p.seed = repeat_penalty, repeat_last_n, seed
+        p.max_tokens = _int_arg("max_tokens", max_tokens, *_I32)
+        p.temperature, p.top_p = _float_arg("temperature", temperature), _float_arg("top_p", top_p)
+        p.min_p, p.repeat_penalty = _float_arg("min_p", min_p), _float_arg("repeat_penalty", repeat_penalty)
+        p.top_k = _int_arg("top_k", top_k, *_I32)
+        p.repeat_last_n = _int_arg("repeat_last_n", repeat_last_n, *_I32)
+        p.seed = _int_arg("seed", seed, 0, (1 << 64) - 1)
         p.flags = ((GENERATE_IGNORE_EOS if ignore_eos else 0) | (GENERATE_SPECIAL if special_out else 0)
                    | (GENERATE_REUSE_PREFIX if reuse_prefix else 0))
-        stops = [s.encode("utf-8") for s in (stop or [])]
+        if stop is None:
+            stop = []
+        elif isinstance(stop, (str, bytes)):
+            stop = [stop]  # one stop string, not one per character
+        elif not isinstance(stop, (list, tuple)):
+            raise TypeError(f"stop must be a str or a list of str, got {type(stop).__name__}")
+        if len(stop) > 64:
+            raise ValueError(f"at most 64 stop strings, got {len(stop)}")
+        stops = [_cstr_arg("stop string", x) for x in stop]
         keep = (ctypes.c_char_p * max(len(stops), 1))(*stops)
         p.stop = ctypes.cast(keep, ctypes.POINTER(ctypes.c_char_p)) if stops else None
         p.n_stop = len(stops)
@@ -564,22 +693,29 @@ class Session(_Handle):
     def generate(self, prompt: Union[str, bytes, Sequence[int]] = "", max_tokens: int = 256,
                  temperature: float = 0.8, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05,
                  repeat_penalty: float = 1.0, repeat_last_n: int = 64, seed: int = 0,
-                 stop: Optional[Sequence[str]] = None, ignore_eos: bool = False, special_out: bool = False,
-                 add_bos: Optional[bool] = None, special: bool = True, reuse_prefix: bool = False,
-                 on_token: Optional[Callable[[str, int], Optional[bool]]] = None) -> str:
+                 stop: Optional[Union[str, Sequence[str]]] = None, ignore_eos: bool = False,
+                 special_out: bool = False, add_bos: Optional[bool] = None, special: bool = True,
+                 reuse_prefix: bool = False, on_token: Optional[Callable[[str, int], Optional[bool]]] = None) -> str:
         """Generates text after `prompt` (text, parsed for special tokens unless special=False, or token ids).
 
-        `on_token(piece, token)` is called with each piece of text; returning True stops generation. An exception
-        raised in it stops generation and is re-raised here. Returns the generated text. A full context ends
-        generation with MistralError(ERR_CONTEXT_FULL) carrying the text so far as `.text`."""
+        `stop` is one stop string or a list of them. `on_token(piece, token)` is called with each piece of text;
+        returning True stops generation. An exception raised in it (KeyboardInterrupt included) stops generation
+        and is re-raised here; so is Ctrl-C while generating on the main thread. Returns the generated text. A full
+        context ends generation with MistralError(ERR_CONTEXT_FULL) carrying the text so far as `.text`."""
+        self._refused = True  # until the library has the call: a refused call leaves no stale stop reason
+        if on_token is not None and not callable(on_token):
+            raise TypeError("on_token must be callable or None")
         ids = self._prompt_ids(prompt, add_bos, special)
         params, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
                                     seed, stop, ignore_eos, special_out, reuse_prefix)
         pieces: list = []
         error: list = []
+        interrupted = threading.Event()
 
         def trampoline(ptr, length, token, _ud):
             try:
+                if interrupted.is_set():
+                    return 1
                 piece = ctypes.string_at(ptr, length).decode("utf-8")
                 pieces.append(piece)
                 if on_token is not None and on_token(piece, token):
@@ -591,10 +727,14 @@ class Session(_Handle):
 
         cb = _TOKEN_CALLBACK(trampoline)
         arr = _int_array(ids)
-        status = _lib.mistral_generate(self.handle, arr, len(ids), ctypes.byref(params), cb, None)
+        with _SigintToFlag(interrupted):
+            self._refused = False
+            status = self._call("mistral_generate", self.handle, arr, len(ids), ctypes.byref(params), cb, None)
         del keep
         if error:
             raise error[0]
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         text = "".join(pieces)
         if status == ERR_CANCELLED:
             return text  # the caller's on_token asked to stop
@@ -607,7 +747,10 @@ class Session(_Handle):
 
     def stream(self, prompt: Union[str, bytes, Sequence[int]] = "", **kwargs) -> Iterator[str]:
         """Like generate(), but yields the pieces as they are produced. Closing the iterator early stops
-        generation (the tokens generated so far stay in the session)."""
+        generation (the tokens generated so far stay in the session); an error or KeyboardInterrupt is re-raised
+        from the iterator."""
+        if "on_token" in kwargs:
+            raise TypeError("stream() does not take on_token")
         q: "queue.Queue" = queue.Queue(maxsize=64)
         stop_flag = threading.Event()
         done = object()
@@ -646,3 +789,23 @@ class Session(_Handle):
         if outcome:
             raise outcome[0]
 
+
+class _SigintToFlag:
+    """While the library generates on the main thread, Ctrl-C sets `flag` instead of raising: raised at the entry of
+    a ctypes callback, KeyboardInterrupt would be printed as "Exception ignored" and lost. The callback sees the flag
+    and stops generation; generate() then raises KeyboardInterrupt."""
+
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, lambda *_: self.flag.set())
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of every fuzz target into OUT/<target>/, from Tests/Fixtures (and Tests/Fixtures/bad)."""
+import json
+import os
+import sys
+
+import minimodels as mini
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FIX = os.path.join(ROOT, "Tests", "Fixtures")
+TINY = os.path.join(FIX, "tiny-s")
+SEP = b"\n--8<--\n"  # Harness.swift's partSeparator
+
+
+def read(*parts):
+    with open(os.path.join(*parts), "rb") as f:
+        return f.read()
+
+
+def small_tekken():
+    """tiny-s's tekken.json without the token_str fields (which the loader ignores): a smaller, faster seed."""
+    t = json.loads(read(TINY, "tokenizer", "tekken.json"))
+    for v in t["vocab"]:
+        v.pop("token_str", None)
+    return json.dumps(t, separators=(",", ":")).encode()
+
+
+def safetensors_header_only(data):
+    n = int.from_bytes(data[:8], "little")
+    return data[:8 + n]
+
+
+def texts():
+    out = [b"Hello, world!", b"<|im_start|>user\nHi<|im_end|>", b"[INST] x [/INST]</s>", "Größe 日本語 🙂".encode()]
+    for c in json.loads(read(FIX, "smollm2-llamacpp", "tokenize_Q4_1.json"))["cases"][:40]:
+        out.append(c["text"].encode("utf-8", "surrogatepass"))
+    return out
+
+
+def seeds():
+    bad = os.path.join(FIX, "bad")
+    bad_files = sorted(os.listdir(bad)) if os.path.isdir(bad) else []
+    hf_st = read(TINY, "hf", "model.safetensors")
+    nat_st = read(TINY, "native", "consolidated.safetensors")
+    index = json.dumps({"weight_map": {"model.embed_tokens.weight": "model.safetensors"}}).encode()
+    # Small synthetic models first (they load in ~0.3 ms, so the fuzzer runs fast), then tiny-s's real
+    # configs and headers (their layouts: mistral3, vision sections), cut to what parses before the weights.
+    mini_hf, mini_native = mini.safetensors(mini.HF_NAMES), mini.safetensors(mini.NATIVE_NAMES)
+    s = {
+        "gguf-vocab": [mini.gguf()],
+        "gguf": [mini.gguf()],
+        "mmproj": [read(TINY, "gguf", "mmproj-tiny-s-f16.gguf")],
+        "hf": [mini.hf_config() + SEP + mini_hf, mini.hf_config() + SEP + mini_hf + SEP + index,
+               read(TINY, "hf", "config.json") + SEP + safetensors_header_only(hf_st),
+               read(TINY, "hf", "config.legacy-4.50-style.json") + SEP + safetensors_header_only(hf_st)],
+        "native": [mini.native_params() + SEP + mini_native,
+                   read(TINY, "native", "params.json") + SEP + safetensors_header_only(nat_st)],
+        "tekken": [mini.tekken(), read(FIX, "tekken-240911", "tekken_public.json")],
+        "image": [read(TINY, "reference", n) for n in sorted(os.listdir(os.path.join(TINY, "reference")))
+                  if n.endswith(".png")],
+        "tokenize-bpe": [bytes([i % 4]) + t for i, t in enumerate(texts())],
+        "tokenize-tekken": [bytes([i % 4]) + t for i, t in enumerate(texts())],
+        "chat": [b"\x01" + b"\x00You are brief." + SEP + b"\x01What is the capital of France?" + SEP
+                 + b"\x02Paris." + SEP + b"\x01And of Italy?",
+                 b"\x02" + b"\x01Hi" + SEP + b"\x02Hello" + SEP + b"\x01[INST] <s>"],
+    }
+    for name in bad_files:  # regression files seed the matching target
+        target = name.split("--")[0]
+        if target in s:
+            s[target].append(read(bad, name))
+    jpegs = os.path.join(ROOT, "Tests", "fuzz", "seeds")
+    if os.path.isdir(jpegs):
+        for n in sorted(os.listdir(jpegs)):
+            s["image"].append(read(jpegs, n))
+    return s
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    # what the harness loads next to each input ($MISTRAL_FUZZ_TEKKEN, $MISTRAL_FUZZ_TEXT_GGUF)
+    with open(os.path.join(out, "tekken.json"), "wb") as f:
+        f.write(mini.tekken())
+    with open(os.path.join(out, "text64.gguf"), "wb") as f:
+        f.write(mini.gguf(N_EMBD=64))
+    for target, items in seeds().items():
+        d = os.path.join(out, target)
+        os.makedirs(d, exist_ok=True)
+        for i, data in enumerate(items):
+            with open(os.path.join(d, f"seed-{i:03d}"), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
