@@ -42,34 +42,30 @@ public enum Q32AVX2 {
                     one: { r, t in row(Q8_0Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
     }
 
-    /// f16 fields at `p + j * stride` for j < n (zero beyond) as floats.
+    /// The f16 fields at p + j * stride, j < 8, as floats.
     @inline(__always)
-    static func halves8(_ p: UnsafeRawPointer, _ stride: Int, _ n: Int) -> __m256 {
-        var h = SIMD8<UInt16>()
-        if n == 8 {
-            h = SIMD8(p.loadUnaligned(as: UInt16.self), (p + stride).loadUnaligned(as: UInt16.self),
-                      (p + 2 &* stride).loadUnaligned(as: UInt16.self), (p + 3 &* stride).loadUnaligned(as: UInt16.self),
-                      (p + 4 &* stride).loadUnaligned(as: UInt16.self), (p + 5 &* stride).loadUnaligned(as: UInt16.self),
-                      (p + 6 &* stride).loadUnaligned(as: UInt16.self), (p + 7 &* stride).loadUnaligned(as: UInt16.self))
-        } else {
-            for j in 0..<n { h[j] = (p + j &* stride).loadUnaligned(as: UInt16.self) }
-        }
+    static func halves8(_ p: UnsafeRawPointer, _ stride: Int) -> __m256 {
+        let h = SIMD8<UInt16>(p.loadUnaligned(as: UInt16.self), (p + stride).loadUnaligned(as: UInt16.self),
+                              (p + 2 &* stride).loadUnaligned(as: UInt16.self), (p + 3 &* stride).loadUnaligned(as: UInt16.self),
+                              (p + 4 &* stride).loadUnaligned(as: UInt16.self), (p + 5 &* stride).loadUnaligned(as: UInt16.self),
+                              (p + 6 &* stride).loadUnaligned(as: UInt16.self), (p + 7 &* stride).loadUnaligned(as: UInt16.self))
         return _mm256_cvtph_ps(unsafeBitCast(h, to: __m128i.self))
     }
 
-    /// The activation scales and block sums of blocks b..<b+n (zero beyond), never reading past them.
+    /// The (d, m) f16 pairs at p + j * stride, j < 8, as (d0...d7, m0...m7): one 32-bit load per block.
     @inline(__always)
-    static func actScales(_ d: UnsafePointer<Float>, _ s: UnsafePointer<Int16>, _ n: Int) -> (__m256, __m256) {
-        if n == 8 {
-            return (UnsafeRawPointer(d).loadUnaligned(as: __m256.self),
-                    _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(load128(s))))
-        }
-        var da = SIMD8<Float>(), sa = SIMD8<Float>()
-        for j in 0..<n {
-            da[j] = d[j]
-            sa[j] = Float(s[j])
-        }
-        return (da, sa)
+    static func pairs8(_ p: UnsafeRawPointer, _ stride: Int) -> (__m256, __m256) {
+        let u = SIMD8<UInt32>(p.loadUnaligned(as: UInt32.self), (p + stride).loadUnaligned(as: UInt32.self),
+                              (p + 2 &* stride).loadUnaligned(as: UInt32.self), (p + 3 &* stride).loadUnaligned(as: UInt32.self),
+                              (p + 4 &* stride).loadUnaligned(as: UInt32.self), (p + 5 &* stride).loadUnaligned(as: UInt32.self),
+                              (p + 6 &* stride).loadUnaligned(as: UInt32.self), (p + 7 &* stride).loadUnaligned(as: UInt32.self))
+        let v = unsafeBitCast(u, to: __m256i.self)
+        let lo = _mm256_cvtph_ps(v.lowHalf), hi = _mm256_cvtph_ps(v.highHalf)  // [d0 m0 d1 m1 ...], [d4 m4 ...]
+        let even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7)
+        let upper = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1))
+        let d = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, even), _mm256_permutevar8x32_ps(hi, even), upper)
+        let m = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, odd), _mm256_permutevar8x32_ps(hi, odd), upper)
+        return (d, m)
     }
 
     /// The 32 values of the block at blk as bytes in value order (unsigned, or Q8_0's signed).
@@ -78,8 +74,9 @@ public enum Q32AVX2 {
                        _ bit: __m256i, _ sixteen: __m256i) -> __m256i {
         let l = L.self
         if l.int8 { return load256(blk + l.qs) }
-        let q = load128(blk + l.qs)
-        var v = _mm256_and_si256(__m256i(lowHalf: q, highHalf: _mm_srli_epi16(q, 4)), m4)
+        // [q | q] >> [0 | 4] per 64 bits, then the nibbles: low = values 0...15, high = 16...31
+        let q = _mm256_broadcastsi128_si256(load128(blk + l.qs))
+        var v = _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)), m4)
         if l.qh != 0 {
             // byte i gets qh's byte i / 8, then its bit i % 8 -> 16
             let qh = _mm256_set1_epi32(Int32(bitPattern: blk.loadUnaligned(fromByteOffset: l.qh, as: UInt32.self)))
@@ -92,33 +89,43 @@ public enum Q32AVX2 {
     struct Acc {
         var f0 = _mm256_setzero_ps(), f1 = _mm256_setzero_ps(), f2 = _mm256_setzero_ps(), f3 = _mm256_setzero_ps()
         var g0 = _mm256_setzero_ps()  // token 0's odd blocks when alone: two FMA chains
+        var c0: Float = 0, c1: Float = 0, c2: Float = 0, c3: Float = 0  // the tail blocks' c·d_a·Σa
     }
 
-    /// One weight row against `nt` (1 or 4) tokens from t; y[u * yStride] for token t + u.
+    /// One weight row against T.width (1 or 4) tokens from t; y[u * yStride] for token t + u.
     @inline(__always)
     static func row<L: Q32Layout, T: TokenTile>(_: L.Type, _: T.Type, _ row: UnsafeRawPointer, _ x: ActivationView,
                                                 _ t: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let l = L.self, nt = T.width
-        let nb = x.cols / 32
+        let nt = T.width, nb = x.cols / 32
         let m4 = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1)
         // byte i: i / 8 (which qh byte), 1 << i % 8 (which bit of it)
         let spread = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
         let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
-        let d = (x.scales(t), x.scales(t &+ u1), x.scales(t &+ u2), x.scales(t &+ u3))
-        let s = (x.partialSums(t), x.partialSums(t &+ u1), x.partialSums(t &+ u2), x.partialSums(t &+ u3))
+        // the view's layout with q8_0's constant block sizes: x.scales(t) would divide by a run-time size per row
+        let perToken = x.cols >> 5
+        let d = (x.d + t &* perToken, x.d + (t &+ u1) &* perToken, x.d + (t &+ u2) &* perToken, x.d + (t &+ u3) &* perToken)
+        let s = (x.sums + t &* perToken, x.sums + (t &+ u1) &* perToken, x.sums + (t &+ u2) &* perToken,
+                 x.sums + (t &+ u3) &* perToken)
+        let hasC = L.min || L.offset != 0
         var acc = Acc()
 
-        @inline(__always) func group(_ b: Int, _ n: Int, _ acc: inout Acc) {
-            let blk = row + b &* l.bytes
-            let dw = halves8(blk, l.bytes, n)
-            let c = l.min ? halves8(blk + 2, l.bytes, n) : dw * SIMD8(repeating: -l.offset)
-            let hasC = l.min || l.offset != 0
-            // per token: the 8 blocks' d_w·d_a, and c·d_a·Σa added at once
+        /// Block j's Σ q·a for token a as 8 float lanes.
+        @inline(__always) func dot(_ v: __m256i, _ av: __m256i, _ a: UnsafePointer<Int8>) -> __m256 {
+            let q = load256(a)
+            let p = _mm256_maddubs_epi16(av, L.int8 ? _mm256_sign_epi8(q, v) : q)
+            return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones))
+        }
+
+        var b = 0
+        while b &+ 8 <= nb {
+            // 8 blocks: d_w (and m) as vectors; per token their d_w·d_a, and c·d_a·Σa added at once
+            let blk = row + b &* L.bytes
+            let (dw, c) = L.min ? pairs8(blk, L.bytes) : { let d = halves8(blk, L.bytes); return (d, d * SIMD8(repeating: -L.offset)) }()
             @inline(__always) func scales(_ d: UnsafePointer<Float>, _ s: UnsafePointer<Int16>, _ f: inout __m256) -> __m256 {
-                let (da, sa) = actScales(d + b, s + b, n)
-                if hasC { f = _mm256_fmadd_ps(c, da * sa, f) }
+                let da = UnsafeRawPointer(d + b).loadUnaligned(as: __m256.self)
+                if hasC { f = _mm256_fmadd_ps(c, da * _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(load128(s + b))), f) }
                 return dw * da
             }
             let z = _mm256_setzero_ps()
@@ -126,47 +133,56 @@ public enum Q32AVX2 {
             let s1 = nt > 1 ? scales(d.1, s.1, &acc.f1) : z
             let s2 = nt > 1 ? scales(d.2, s.2, &acc.f2) : z
             let s3 = nt > 1 ? scales(d.3, s.3, &acc.f3) : z
-            @inline(__always) func block(_ j: Int, _ odd: Bool, _ acc: inout Acc) {
-                let v = values(L.self, blk + j &* l.bytes, m4, spread, bit, sixteen)
-                let av = l.int8 ? _mm256_sign_epi8(v, v) : v
-                let o = (b &+ j) &* 32
-                let idx = _mm256_set1_epi32(Int32(truncatingIfNeeded: j))
-                @inline(__always) func dot(_ a: UnsafePointer<Int8>, _ sc: __m256, _ f: inout __m256) {
-                    let q = load256(a + o)
-                    let p = _mm256_maddubs_epi16(av, l.int8 ? _mm256_sign_epi8(q, v) : q)
-                    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), _mm256_permutevar8x32_ps(sc, idx), f)
-                }
-                if nt > 1 {
-                    dot(a.0, s0, &acc.f0)
-                    dot(a.1, s1, &acc.f1)
-                    dot(a.2, s2, &acc.f2)
-                    dot(a.3, s3, &acc.f3)
-                } else if odd {
-                    dot(a.0, s0, &acc.g0)
-                } else {
-                    dot(a.0, s0, &acc.f0)
-                }
-            }
+            // a loop-carried index (and a bound the compiler cannot see is 8) keeps vpermps: with constant
+            // indices LLVM splits the scales into scalar multiplies and broadcasts
+            var idx = _mm256_setzero_si256()
+            let one = _mm256_set1_epi32(1), count = Swift.min(8, nb &- b)
             var j = 0
-            while j &+ 2 <= n {
-                block(j, false, &acc)
-                block(j &+ 1, true, &acc)
-                j &+= 2
+            while j < count {
+                let v = values(L.self, blk + j &* L.bytes, m4, spread, bit, sixteen)
+                let av = L.int8 ? _mm256_sign_epi8(v, v) : v
+                let o = (b &+ j) &* 32
+                if nt > 1 {
+                    acc.f0 = _mm256_fmadd_ps(dot(v, av, a.0 + o), _mm256_permutevar8x32_ps(s0, idx), acc.f0)
+                    acc.f1 = _mm256_fmadd_ps(dot(v, av, a.1 + o), _mm256_permutevar8x32_ps(s1, idx), acc.f1)
+                    acc.f2 = _mm256_fmadd_ps(dot(v, av, a.2 + o), _mm256_permutevar8x32_ps(s2, idx), acc.f2)
+                    acc.f3 = _mm256_fmadd_ps(dot(v, av, a.3 + o), _mm256_permutevar8x32_ps(s3, idx), acc.f3)
+                } else if j & 1 == 1 {
+                    acc.g0 = _mm256_fmadd_ps(dot(v, av, a.0 + o), _mm256_permutevar8x32_ps(s0, idx), acc.g0)
+                } else {
+                    acc.f0 = _mm256_fmadd_ps(dot(v, av, a.0 + o), _mm256_permutevar8x32_ps(s0, idx), acc.f0)
+                }
+                idx = _mm256_add_epi32(idx, one)
+                j &+= 1
             }
-            if j < n { block(j, false, &acc) }
-        }
-
-        var b = 0
-        while b &+ 8 <= nb {
-            group(b, 8, &acc)
             b &+= 8
         }
-        if b < nb { group(b, nb &- b, &acc) }
-        y[0] = hsum256(acc.f0 + acc.g0)
+        // the last nb % 8 blocks, one at a time with scalar scales
+        while b < nb {
+            let blk = row + b &* L.bytes
+            let dw = half(blk)
+            let c = L.min ? half(blk + 2) : -L.offset * dw
+            let v = values(L.self, blk, m4, spread, bit, sixteen)
+            let av = L.int8 ? _mm256_sign_epi8(v, v) : v
+            let o = b &* 32
+            @inline(__always) func one(_ a: UnsafePointer<Int8>, _ d: UnsafePointer<Float>, _ s: UnsafePointer<Int16>,
+                                       _ f: inout __m256, _ cs: inout Float) {
+                f = _mm256_fmadd_ps(dot(v, av, a + o), _mm256_set1_ps(dw * d[b]), f)
+                if hasC { cs += c * d[b] * Float(s[b]) }
+            }
+            one(a.0, d.0, s.0, &acc.f0, &acc.c0)
+            if nt > 1 {
+                one(a.1, d.1, s.1, &acc.f1, &acc.c1)
+                one(a.2, d.2, s.2, &acc.f2, &acc.c2)
+                one(a.3, d.3, s.3, &acc.f3, &acc.c3)
+            }
+            b &+= 1
+        }
+        y[0] = hsum256(acc.f0 + acc.g0) + acc.c0
         if nt > 1 {
-            y[yStride] = hsum256(acc.f1)
-            y[2 &* yStride] = hsum256(acc.f2)
-            y[3 &* yStride] = hsum256(acc.f3)
+            y[yStride] = hsum256(acc.f1) + acc.c1
+            y[2 &* yStride] = hsum256(acc.f2) + acc.c2
+            y[3 &* yStride] = hsum256(acc.f3) + acc.c3
         }
     }
 }

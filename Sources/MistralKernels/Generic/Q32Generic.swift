@@ -57,8 +57,8 @@ public enum Q32Generic {
         let h = qh ?? 0
         var dot: Int32 = 0
         for j in 0..<16 {
-            let lo = Int32(q[j] & 0xF) | Int32((h >> UInt32(j)) & 1) << 4
-            let hi = Int32(q[j] >> 4) | Int32((h >> UInt32(j &+ 16)) & 1) << 4
+            let lo = Int32(q[j] & 0xF) | Int32((h >> UInt32(truncatingIfNeeded: j)) & 1) << 4
+            let hi = Int32(q[j] >> 4) | Int32((h >> UInt32(truncatingIfNeeded: j &+ 16)) & 1) << 4
             dot &+= lo &* Int32(a[j]) &+ hi &* Int32(a[j &+ 16])
         }
         return dot
