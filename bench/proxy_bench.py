@@ -8,14 +8,14 @@ hidden 5120, 32x128 heads, 8 KV heads, FFN 32768, vocab 131072, 2 layers, random
 
 llama.cpp is found (or built with build_llamacpp) through bench/llamacpp-env.sh, and the proxy files are made in
 --proxy-dir (/opt/proxy) when missing. Tests: ppN = N prompt tokens in one batch from an empty cache; tgN = N decode
-steps of one token (after one untimed token); tgN@dD = the same after D tokens already in the cache (prefilled in
-batches of 512, not timed). Every measurement runs in its own process (libmistral: `mistral-cli bench ... --reps 1`;
+steps of one token (after one untimed token); tgN@dD = N decode steps after D tokens already in the cache (prefilled
+in batches of 512, not timed; mistral-cli bench --depth D). Every measurement runs in its own process (libmistral: `mistral-cli bench ... --reps 1`;
 llama.cpp: this script's --worker mode, the C API through llama_cpp as bench/bench.py: llama_decode on
 llama_batch_get_one, n_batch = n_ubatch = 512, f16 KV), alternating libmistral, llama.cpp, ... `reps` times; the
 table shows the best tok/s of each and the peak RSS (ru_maxrss of that process, max over reps; mmap'd weight pages
 count once touched; the llama.cpp worker includes ~40 MiB of Python + numpy).
 
-The decode ceiling is the memory read bandwidth (numpy sum over a 2 GiB array: 1 process for 1 thread, 2 processes
+The decode ceiling is the memory read bandwidth (numpy float64 sum over a 2 GiB array: 1 process for 1 thread, 2 processes
 at once for 2 threads) divided by the bytes of weights read per token (all tensors but token_embd).
 """
 import argparse
@@ -77,11 +77,12 @@ def worker_llamacpp(a):
         decode_many(batches)
         tps = n / (time.perf_counter() - t0)
     else:
-        if depth:
-            decode_many(chunks(depth))
         one = (L.llama_token * 1)(VOCAB_SEED(0, n_vocab))
-        L.llama_decode(ctx, L.llama_batch_get_one(one, 1))
-        L.llama_synchronize(ctx)
+        if depth:  # as mistral-cli bench --depth: the depth tokens, then the timed steps
+            decode_many(chunks(depth))
+        else:  # one untimed token first
+            L.llama_decode(ctx, L.llama_batch_get_one(one, 1))
+            L.llama_synchronize(ctx)
         token = 1
         t0 = time.perf_counter()
         for i in range(n):
@@ -96,9 +97,10 @@ def worker_llamacpp(a):
 
 
 def worker_bandwidth(a):
-    """Sum a 2 GiB float32 array (1 thread); with --sync, waits for a line on stdin after allocating."""
+    """Sum a 2 GiB float64 array (1 thread; float64, as float32's pairwise sum is compute-bound here); with --sync,
+    waits for a line on stdin after allocating."""
     import numpy as np
-    x = np.ones(a.gib << 28, dtype=np.float32)  # 2^28 float32 = 1 GiB
+    x = np.ones(a.gib << 27, dtype=np.float64)  # 2^27 float64 = 1 GiB
     x.sum()
     if a.sync:
         print("ready", flush=True)
@@ -153,6 +155,7 @@ def measure_mistral(cli, model, threads, kind, n, depth):
     r = json.loads(out.strip().splitlines()[-1])
     if depth and r.get("depth") != depth:
         raise NotImplementedError("mistral-cli bench has no --depth (its JSON lacks \"depth\")")
+    measure_mistral.info = {k: r[k] for k in ("kernels", "kv") if k in r}
     return (r["pp_tps"] if kind == "pp" else r["tg_tps"]), rss
 
 
@@ -176,7 +179,7 @@ def bandwidth(nproc):
     res = [json.loads(p.stdout.readline()) for p in procs]
     for p in procs:
         p.wait()
-    return sum(r["mean_gbs"] for r in res) if nproc > 1 else res[0]["best_gbs"]
+    return sum(r["mean_gbs"] for r in res)  # mean over the passes: the processes overlap throughout
 
 
 def weight_bytes(path):
@@ -253,7 +256,7 @@ def main():
     bw = {}
     if not a.no_bandwidth:
         bw[1] = bandwidth(1)
-        line = f"memory read bandwidth (numpy sum, 2 GiB): 1 process {bw[1]:.1f} GB/s"
+        line = f"memory read bandwidth (numpy float64 sum, 2 GiB per process): 1 process {bw[1]:.1f} GB/s"
         if max(threads) > 1:
             bw[2] = bandwidth(2)
             line += f"; 2 processes at once {bw[2]:.1f} GB/s total"
@@ -286,6 +289,7 @@ def main():
                 row = {"file": name, "threads": t, "test": label, "libmistral_tps": best["lm"] or None,
                        "llamacpp_tps": best["lc"] or None, "rss_mib_libmistral": rss["lm"] or None,
                        "rss_mib_llamacpp": rss["lc"] or None, "ceiling_tps": ceil, "errors": errs}
+                row.update(getattr(measure_mistral, "info", {}))
                 rows.append(row)
                 print(f"  {name} t={t} {label}: libmistral {best['lm']:.2f} tok/s ({rss['lm']:.0f} MiB), "
                       f"llama.cpp {best['lc']:.2f} tok/s ({rss['lc']:.0f} MiB)", flush=True)
@@ -305,6 +309,10 @@ def main():
         pct = f"{f(lm and 100 * lm / c, '.0f')}% / {f(lc and 100 * lc / c, '.0f')}% (ceiling {c:.1f})" if c else ""
         print(f"| {r['file']} | {r['threads']} | {r['test']} | {f(lm, '.2f')} | {f(lc, '.2f')} | {ratio} "
               f"| {f(r['rss_mib_libmistral'], '.0f')} / {f(r['rss_mib_llamacpp'], '.0f')} | {pct} |")
+    info = getattr(measure_mistral, "info", {})
+    if info:
+        print(f"libmistral: kernels {info.get('kernels', '?')}, KV cache {info.get('kv', '?')}; "
+              f"llama.cpp: KV cache f16, n_batch = n_ubatch = 512")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump({"cpu": cpu_line(), "bandwidth_gbs": bw, "reps": a.reps, "rows": rows}, fh, indent=1)

@@ -24,9 +24,24 @@ public struct ActivationView: @unchecked Sendable {  // points into a QuantizedA
     public let d: UnsafePointer<Float>
     public let sums: UnsafePointer<Int16>
 
+    /// Scales and partial sums per token row (kept, not divided out per call: a run-time division per row showed).
+    public let scalesPerRow: Int
+    public let sumsPerRow: Int
+
+    public init(format: ActivationFormat, cols: Int, qs: UnsafePointer<Int8>, d: UnsafePointer<Float>,
+                sums: UnsafePointer<Int16>) {
+        self.format = format
+        self.cols = cols
+        self.qs = qs
+        self.d = d
+        self.sums = sums
+        scalesPerRow = cols / format.blockSize
+        sumsPerRow = cols / format.sumSize
+    }
+
     @inline(__always) public func values(_ t: Int) -> UnsafePointer<Int8> { qs + t &* cols }
-    @inline(__always) public func scales(_ t: Int) -> UnsafePointer<Float> { d + t &* (cols / format.blockSize) }
-    @inline(__always) public func partialSums(_ t: Int) -> UnsafePointer<Int16> { sums + t &* (cols / format.sumSize) }
+    @inline(__always) public func scales(_ t: Int) -> UnsafePointer<Float> { d + t &* scalesPerRow }
+    @inline(__always) public func partialSums(_ t: Int) -> UnsafePointer<Int16> { sums + t &* sumsPerRow }
 }
 
 /// Storage for up to `capacityTokens` rows of up to `capacityCols` activations in one format.
