@@ -44,20 +44,9 @@ public enum KQuantsAVX512 {
                     one: { r, t in q6KRow(OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
     }
 
-    /// The 8 scales and 8 mins of a Q4_K/Q5_K block as 16 int16 lanes [sc0...sc7, m0...m7] (ggml's kmask unpack).
+    /// The 8 scales and 8 mins of a Q4_K/Q5_K block as 16 int16 lanes [sc0...sc7, m0...m7].
     @inline(__always)
-    static func scalesMins(_ p: UnsafeRawPointer) -> __m256i {
-        var u0 = p.loadUnaligned(as: UInt32.self)
-        var u1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-        var u2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-        let u3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
-        let mins = u1 & 0x3f3f_3f3f
-        u1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
-        u2 = mins
-        u0 &= 0x3f3f_3f3f
-        let v = _mm_set_epi32(Int32(bitPattern: u3), Int32(bitPattern: u2), Int32(bitPattern: u1), Int32(bitPattern: u0))
-        return _mm256_cvtepu8_epi16(v)
-    }
+    static func scalesMins(_ p: UnsafeRawPointer) -> __m256i { _mm256_cvtepu8_epi16(BlockFields.kScalesMins(p)) }
 
     /// One weight row (Q4_K or Q5_K) against `nt` (1 or 4) tokens from t; y[u * yStride] for token t + u.
     @inline(__always)

@@ -57,20 +57,6 @@ public enum KQuantsAVX2 {
         forEachTile(rows, tokens, four: { r, t in body(r, t, 4) }, one: { r, t in body(r, t, 1) })
     }
 
-    /// Q4_K/Q5_K scales and mins as bytes [sc0...sc7, m0...m7] (ggml's kmask unpack).
-    @inline(__always)
-    static func scalesMins(_ p: UnsafeRawPointer) -> __m128i {
-        var u0 = p.loadUnaligned(as: UInt32.self)
-        var u1 = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-        var u2 = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-        let u3 = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4)
-        let mins = u1 & 0x3f3f_3f3f
-        u1 = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4)
-        u2 = mins
-        u0 &= 0x3f3f_3f3f
-        return _mm_set_epi32(Int32(bitPattern: u3), Int32(bitPattern: u2), Int32(bitPattern: u1), Int32(bitPattern: u0))
-    }
-
     /// 16 int16 lanes all equal to byte j of both 128-bit halves of v: shuffle control [j, 0x80] x 16, built as
     /// one multiply of a constant (no per-lane inserts, which cost ~100 cycles per row).
     @inline(__always)
@@ -97,7 +83,7 @@ public enum KQuantsAVX2 {
         var blk = row
         for b in 0..<nb {
             let dw = half(blk), dmin = half(blk + 2)
-            let sm = scalesMins(blk + 4)
+            let sm = BlockFields.kScalesMins(blk + 4)
             let sm2 = _mm256_broadcastsi128_si256(sm)
             let minsDup = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(sm, dup))
             let qs = blk + (five ? 48 : 16)
@@ -165,7 +151,7 @@ public enum KQuantsAVX2 {
         let a = x.values(t), d = x.scales(t), s = x.partialSums(t)
         var pa = rowA, pb = rowB
         for b in 0..<nb {
-            let smA = scalesMins(pa + 4), smB = scalesMins(pb + 4)
+            let smA = BlockFields.kScalesMins(pa + 4), smB = BlockFields.kScalesMins(pb + 4)
             let smA2 = _mm256_broadcastsi128_si256(smA), smB2 = _mm256_broadcastsi128_si256(smB)
             let qsA = pa + (five ? 48 : 16), qsB = pb + (five ? 48 : 16)
             let hA = five ? load256(pa + 16) : _mm256_setzero_si256()

@@ -42,32 +42,6 @@ public enum Q32AVX2 {
                     one: { r, t in row(Q8_0Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
     }
 
-    /// The f16 fields at p + j * stride, j < 8, as floats.
-    @inline(__always)
-    static func halves8(_ p: UnsafeRawPointer, _ stride: Int) -> __m256 {
-        let h = SIMD8<UInt16>(p.loadUnaligned(as: UInt16.self), (p + stride).loadUnaligned(as: UInt16.self),
-                              (p + 2 &* stride).loadUnaligned(as: UInt16.self), (p + 3 &* stride).loadUnaligned(as: UInt16.self),
-                              (p + 4 &* stride).loadUnaligned(as: UInt16.self), (p + 5 &* stride).loadUnaligned(as: UInt16.self),
-                              (p + 6 &* stride).loadUnaligned(as: UInt16.self), (p + 7 &* stride).loadUnaligned(as: UInt16.self))
-        return _mm256_cvtph_ps(unsafeBitCast(h, to: __m128i.self))
-    }
-
-    /// The (d, m) f16 pairs at p + j * stride, j < 8, as (d0...d7, m0...m7): one 32-bit load per block.
-    @inline(__always)
-    static func pairs8(_ p: UnsafeRawPointer, _ stride: Int) -> (__m256, __m256) {
-        let u = SIMD8<UInt32>(p.loadUnaligned(as: UInt32.self), (p + stride).loadUnaligned(as: UInt32.self),
-                              (p + 2 &* stride).loadUnaligned(as: UInt32.self), (p + 3 &* stride).loadUnaligned(as: UInt32.self),
-                              (p + 4 &* stride).loadUnaligned(as: UInt32.self), (p + 5 &* stride).loadUnaligned(as: UInt32.self),
-                              (p + 6 &* stride).loadUnaligned(as: UInt32.self), (p + 7 &* stride).loadUnaligned(as: UInt32.self))
-        let v = unsafeBitCast(u, to: __m256i.self)
-        let lo = _mm256_cvtph_ps(v.lowHalf), hi = _mm256_cvtph_ps(v.highHalf)  // [d0 m0 d1 m1 ...], [d4 m4 ...]
-        let even = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), odd = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7)
-        let upper = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, -1, -1, -1, -1))
-        let d = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, even), _mm256_permutevar8x32_ps(hi, even), upper)
-        let m = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, odd), _mm256_permutevar8x32_ps(hi, odd), upper)
-        return (d, m)
-    }
-
     /// The 32 values of the block at blk as bytes in value order (unsigned, or Q8_0's signed).
     @inline(__always)
     static func values<L: Q32Layout>(_: L.Type, _ blk: UnsafeRawPointer, _ m4: __m256i, _ spread: __m256i,
@@ -122,7 +96,7 @@ public enum Q32AVX2 {
         while b &+ 8 <= nb {
             // 8 blocks: d_w (and m) as vectors; per token their d_w·d_a, and c·d_a·Σa added at once
             let blk = row + b &* L.bytes
-            let (dw, c) = L.min ? pairs8(blk, L.bytes) : { let d = halves8(blk, L.bytes); return (d, d * SIMD8(repeating: -L.offset)) }()
+            let (dw, c) = L.min ? BlockFields.pairs8(blk, L.bytes) : { let d = BlockFields.halves8(blk, L.bytes); return (d, d * SIMD8(repeating: -L.offset)) }()
             @inline(__always) func scales(_ d: UnsafePointer<Float>, _ s: UnsafePointer<Int16>, _ f: inout __m256) -> __m256 {
                 let da = UnsafeRawPointer(d + b).loadUnaligned(as: __m256.self)
                 if hasC { f = _mm256_fmadd_ps(c, da * _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(load128(s + b))), f) }
