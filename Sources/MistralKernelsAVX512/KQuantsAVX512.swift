@@ -13,28 +13,27 @@ enum Q5KKind: Q45Kind { static var five: Bool { true } }
 public enum KQuantsAVX512 {
     public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        // Below a full 4-token tile (decode) the 256-bit kernel streams faster on CPUs that split 512-bit
-        // operations (Zen 4: 18.5 vs 13.9 GB/s for Q4_K, KernelBench); the 512-bit one wins on prompt tiles.
-        if tokens.count < 4 {
-            KQuantsAVX2.q4_K(w, rowBytes, rows, x, tokens, y, yStride)
-            return
-        }
-        forEachTile(rows, tokens,
-                    four: { r, t in q45KRow(Q4KKind.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in q45KRow(Q4KKind.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+        q45K(Q4KKind.self, short: KQuantsAVX2.q4_K, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        // Below a full 4-token tile (decode) the 256-bit kernel streams faster on CPUs that split 512-bit
-        // operations (Zen 4: 18.5 vs 13.9 GB/s for Q4_K, KernelBench); the 512-bit one wins on prompt tiles.
+        q45K(Q5KKind.self, short: KQuantsAVX2.q5_K, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    /// Below a full 4-token tile (decode) the 256-bit kernel `short` streams faster on CPUs that split 512-bit
+    /// operations (Zen 4: 18.5 vs 13.9 GB/s for Q4_K, KernelBench); the 512-bit one wins on prompt tiles.
+    @inline(__always)
+    static func q45K<K: Q45Kind>(_ kind: K.Type, short: QuantDotKernel, _ w: UnsafeRawPointer, _ rowBytes: Int,
+                                 _ rows: Range<Int>, _ x: ActivationView, _ tokens: Range<Int>,
+                                 _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         if tokens.count < 4 {
-            KQuantsAVX2.q5_K(w, rowBytes, rows, x, tokens, y, yStride)
+            short(w, rowBytes, rows, x, tokens, y, yStride)
             return
         }
         forEachTile(rows, tokens,
-                    four: { r, t in q45KRow(Q5KKind.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in q45KRow(Q5KKind.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+                    four: { r, t in q45KRow(kind, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
+                    one: { r, t in q45KRow(kind, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
     }
 
     public static func q6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,

@@ -11,55 +11,42 @@ import MistralKernels
 public enum Q32AVX512 {
     public static func q4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let rest = fourTokenTiles(tokens) { t in
-            for r in rows { row(Q4_0Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
-        }
-        Q32AVX2.q4_0(w, rowBytes, rows, x, rest, y, yStride)
+        tiled(Q4_0Layout.self, short: Q32AVX2.q4_0, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let rest = fourTokenTiles(tokens) { t in
-            for r in rows { row(Q4_1Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
-        }
-        Q32AVX2.q4_1(w, rowBytes, rows, x, rest, y, yStride)
+        tiled(Q4_1Layout.self, short: Q32AVX2.q4_1, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let rest = fourTokenTiles(tokens) { t in
-            for r in rows { row(Q5_0Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
-        }
-        Q32AVX2.q5_0(w, rowBytes, rows, x, rest, y, yStride)
+        tiled(Q5_0Layout.self, short: Q32AVX2.q5_0, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let rest = fourTokenTiles(tokens) { t in
-            for r in rows { row(Q5_1Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
-        }
-        Q32AVX2.q5_1(w, rowBytes, rows, x, rest, y, yStride)
+        tiled(Q5_1Layout.self, short: Q32AVX2.q5_1, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let rest = fourTokenTiles(tokens) { t in
-            for r in rows { row(Q8_0Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
-        }
-        Q32AVX2.q8_0(w, rowBytes, rows, x, rest, y, yStride)
+        tiled(Q8_0Layout.self, short: Q32AVX2.q8_0, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
-    /// Calls body(t) for each group of 4 tokens from t; returns the tokens left over (fewer than 4). Those run
-    /// the AVX2 kernel: for one token at a time its vpmaddubsw path measured faster on Zen 4 than vpdpbusd
-    /// (1.20 vs 1.34 ns per block on 576-column rows), while 4-token tiles gain from VNNI.
+    /// Every row against each group of 4 tokens; the tokens left over (fewer than 4) run the AVX2 kernel `short`:
+    /// for one token at a time its vpmaddubsw path measured faster on Zen 4 than vpdpbusd (1.20 vs 1.34 ns per
+    /// block on 576-column rows), while 4-token tiles gain from VNNI.
     @inline(__always)
-    static func fourTokenTiles(_ tokens: Range<Int>, _ body: (Int) -> Void) -> Range<Int> {
+    static func tiled<L: Q32Layout>(_ layout: L.Type, short: QuantDotKernel, _ w: UnsafeRawPointer, _ rowBytes: Int,
+                                    _ rows: Range<Int>, _ x: ActivationView, _ tokens: Range<Int>,
+                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         var t = tokens.lowerBound
         while t &+ 4 <= tokens.upperBound {
-            body(t)
+            for r in rows { row(layout, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
             t &+= 4
         }
-        return t..<tokens.upperBound
+        short(w, rowBytes, rows, x, t..<tokens.upperBound, y, yStride)
     }
 
     /// One block's 32 values as unsigned bytes in value order.

@@ -52,7 +52,7 @@ final class KQuantTests: XCTestCase {
                     KernelDispatch.use(path)
                     defer { KernelDispatch.use(KernelPath.selected) }
                     let pool = try WorkerPool(threadCount: threads)
-                    let acts = try ActivationBatch(rows: 3, cols: cols, threads: threads)
+                    let acts = try ActivationBatch(rows: 3, cols: cols)
                     var y = [Float](repeating: .nan, count: 3 * rows)
                     MatMul.multiply(m, x: x, n: 3, y: &y, yStride: rows, acts: acts, pool: pool)
                     for i in 0..<y.count {

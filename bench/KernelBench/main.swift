@@ -46,7 +46,7 @@ let nTok = 64
 let x = UnsafeMutablePointer<Float>.allocate(capacity: nTok * cols)
 for i in 0..<nTok * cols { x[i] = Float(Int(rnd() % 2001) - 1000) / 1000 }
 let y = UnsafeMutablePointer<Float>.allocate(capacity: nTok * rows)
-let acts = try ActivationBatch(rows: nTok, cols: cols, threads: threads)
+let acts = try ActivationBatch(rows: nTok, cols: cols)
 print("rows \(rows) cols \(cols) threads \(threads); paths: \(KernelPath.available.map(\.rawValue).joined(separator: ", "))")
 print("type   path     decode GB/s   decode ms   prompt64 GMAC/s")
 for qt in QuantType.allCases {

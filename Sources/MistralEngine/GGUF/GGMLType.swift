@@ -36,8 +36,6 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     /// Types the matrix kernels can multiply with.
     public var isComputable: Bool { [.f32, .f16, .bf16, .q4_0, .q4_1, .q8_0, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K].contains(self) }
 
-    /// Types multiplied by decoding each weight row to f32 (a correct, not yet fast, path): K-quants and Q5.
-    public var isRowDecoded: Bool { [.q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains(self) }
 
     /// Bytes of a row of `n` elements, nil when n is not a whole number of blocks or the type is unknown.
     public func rowBytes(_ n: Int) -> Int? {

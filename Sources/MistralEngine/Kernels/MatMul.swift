@@ -7,33 +7,16 @@ import MistralKernels
 
 /// Quantized activations for a batch of up to `rows` tokens, allocated once per session.
 public final class ActivationBatch: @unchecked Sendable {  // each row is written by one worker, then only read
-    let rows: UnsafeMutablePointer<PreparedActivations>
-    let count: Int
-    /// One f32 weight row per worker thread, for weight types decoded row by row.
-    let rowScratch: UnsafeMutablePointer<Float>
-    let cols: Int
     let q8_0: QuantizedActivations
     let q8_K: QuantizedActivations
 
-    public init(rows count: Int, cols: Int, threads: Int = 1) throws {
-        self.count = count
-        self.cols = cols
+    public init(rows count: Int, cols: Int) throws {
         guard let a = QuantizedActivations(format: .q8_0, tokens: count, cols: cols),
               let b = QuantizedActivations(format: .q8_K, tokens: count, cols: cols) else {
             throw MistralError(.outOfMemory, "cannot allocate quantized activations for \(count) x \(cols)")
         }
         q8_0 = a
         q8_K = b
-        rows = .allocate(capacity: count)
-        for i in 0..<count { (rows + i).initialize(to: PreparedActivations(capacity: cols)) }
-        rowScratch = .allocate(capacity: max(threads, 1) * cols)
-    }
-
-    deinit {
-        rowScratch.deallocate()
-        for i in 0..<count { rows[i].deallocate() }
-        rows.deinitialize(count: count)
-        rows.deallocate()
     }
 
     func buffer(_ f: ActivationFormat) -> QuantizedActivations { f == .q8_0 ? q8_0 : q8_K }
@@ -59,7 +42,6 @@ struct MatMulArgs: @unchecked Sendable {
     let n: Int
     let y: UnsafeMutablePointer<Float>
     let yStride: Int
-    let acts: ActivationBatch
 }
 
 public enum MatMul {
@@ -80,15 +62,12 @@ public enum MatMul {
         let k2 = t2.flatMap { KernelDispatch.kernel($0.w.type) }
         let needsQ8_0 = [k0, k1, k2].contains { $0?.format == .q8_0 }
         let needsQ8_K = [k0, k1, k2].contains { $0?.format == .q8_K }
-        let needsPrepared = (k0 == nil && isQuantized(t0.w.type)) || (t1.map { k1 == nil && isQuantized($0.w.type) } ?? false)
-            || (t2.map { k2 == nil && isQuantized($0.w.type) } ?? false)
         if needsQ8_0 { acts.q8_0.setColumns(cols) }
         if needsQ8_K { acts.q8_K.setColumns(cols) }
-        if needsQ8_0 || needsQ8_K || needsPrepared {
+        if needsQ8_0 || needsQ8_K {
             @inline(__always) func prepare(_ t: Int) {
                 if needsQ8_0 { acts.q8_0.quantize(row: t, from: x + t * cols) }
                 if needsQ8_K { acts.q8_K.quantize(row: t, from: x + t * cols) }
-                if needsPrepared { acts.rows[t].prepare(x: x + t * cols, cols: cols) }
             }
             if n == 1 {
                 prepare(0)
@@ -102,29 +81,27 @@ public enum MatMul {
         pool.run { tid in
             let all = WorkerPool.range(of: rows0 + rows1 + rows2, thread: tid, threads: threads, granularity: 16)
             // map this thread's slice of the concatenated rows back onto each target
-            run(t0, k0, base: 0, slice: all, x: x, n: n, acts: acts, tid: tid)
-            if let t1 { run(t1, k1, base: rows0, slice: all, x: x, n: n, acts: acts, tid: tid) }
-            if let t2 { run(t2, k2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts, tid: tid) }
+            run(t0, k0, base: 0, slice: all, x: x, n: n, acts: acts)
+            if let t1 { run(t1, k1, base: rows0, slice: all, x: x, n: n, acts: acts) }
+            if let t2 { run(t2, k2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts) }
         }
     }
 
     /// Computes the rows of `target` that fall in `slice` of the concatenated rows (target starts at `base`).
     @inline(__always)
     static func run(_ target: MatMulTarget, _ kernel: QuantKernel?, base: Int, slice: Range<Int>,
-                    x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, tid: Int) {
+                    x: UnsafePointer<Float>, n: Int, acts: ActivationBatch) {
         let lo = max(slice.lowerBound, base) - base, hi = min(slice.upperBound, base + target.w.rows) - base
         guard lo < hi else { return }
         if let kernel {
             rowsKernel(target, kernel, lo..<hi, view: acts.buffer(kernel.format).view, n: n)
             return
         }
-        let args = MatMulArgs(w: target.w, x: x, n: n, y: target.y, yStride: target.yStride, acts: acts)
-        switch target.w.type {
-        case .q4_0, .q4_1, .q8_0: rowsQuantized(args, lo..<hi)
+        let args = MatMulArgs(w: target.w, x: x, n: n, y: target.y, yStride: target.yStride)
+        switch target.w.type {  // every quantized type has a kernel (GenericKernels covers all of them)
         case .f32: rowsF32(args, lo..<hi)
         case .f16: rowsF16(args, lo..<hi)
         case .bf16: rowsBF16(args, lo..<hi)
-        case .q5_0, .q5_1, .q4_K, .q5_K, .q6_K: rowsDecoded(args, lo..<hi, row: acts.rowScratch + tid * acts.cols)
         default: break
         }
     }
@@ -147,50 +124,6 @@ public enum MatMul {
                 r0 = tile.upperBound
             }
             t0 = tokens.upperBound
-        }
-    }
-
-    /// Decodes each weight row to f32 once, then dots it with every activation row.
-    static func rowsDecoded(_ a: MatMulArgs, _ rows: Range<Int>, row: UnsafeMutablePointer<Float>) {
-        let n = a.w.cols
-        for r in rows {
-            a.w.dequantizeRow(r, into: row)
-            for t in 0..<a.n { a.y[t * a.yStride + r] = dot(row, a.x + t * n, n) }
-        }
-    }
-
-    @inline(__always)
-    static func isQuantized(_ t: GGMLType) -> Bool { t == .q4_0 || t == .q4_1 || t == .q8_0 }
-
-    // MARK: quantized weights x prepared int8 activations
-
-    /// Tiles of 16 rows stay in L1 while every activation row of the batch passes over them.
-    static func rowsQuantized(_ a: MatMulArgs, _ rows: Range<Int>) {
-        let w = a.w
-        var lo = rows.lowerBound
-        while lo < rows.upperBound {
-            let tile = lo..<min(lo + 16, rows.upperBound)
-            var t = 0
-            if w.type == .q4_1 {
-                while t + 2 <= a.n {
-                    dotRowsQ4_1Pair(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols,
-                                    actA: a.acts.rows[t], actB: a.acts.rows[t + 1],
-                                    yA: a.y + t * a.yStride + tile.lowerBound,
-                                    yB: a.y + (t + 1) * a.yStride + tile.lowerBound)
-                    t += 2
-                }
-            }
-            while t < a.n {
-                defer { t += 1 }
-                let act = a.acts.rows[t]
-                let y = a.y + t * a.yStride + tile.lowerBound
-                switch w.type {
-                case .q4_0: dotRowsQ4_0(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols, act: act, y: y)
-                case .q4_1: dotRowsQ4_1(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols, act: act, y: y)
-                default: dotRowsQ8_0(w: w.data, rowBytes: w.rowBytes, rows: tile, cols: w.cols, act: act, y: y)
-                }
-            }
-            lo = tile.upperBound
         }
     }
 

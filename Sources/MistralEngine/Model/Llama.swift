@@ -375,7 +375,7 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
             ropeSin = try buffer(nBatch * c.rotDim / 2, "rope table")
             attnScratch = try buffer(threads * attnScratchStride, "attention scratch")
             cache = try KVCache(config: c, nCtx: nCtx, type: kvType)
-            acts = try ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim), threads: threads)
+            acts = try ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim))
         } catch {
             for p in list { free(p) }
             throw error

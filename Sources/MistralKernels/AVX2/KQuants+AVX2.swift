@@ -11,36 +11,31 @@ enum Q5KKind: Q45Kind { static var five: Bool { true } }
 public enum KQuantsAVX2 {
     public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        if tokens.count == 1 && x.cols > 8192 {  // decode of wide rows: two rows share each activation load
-            let t = tokens.lowerBound
-            var r = rows.lowerBound
-            while r &+ 2 <= rows.upperBound {
-                q45KRowPair(Q4KKind.self, w + r &* rowBytes, w + (r &+ 1) &* rowBytes, x, t, y + t &* yStride + r)
-                r &+= 2
-            }
-            if r < rows.upperBound { q45KRow(Q4KKind.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
-            return
-        }
-        forEachTile(rows, tokens,
-                    four: { r, t in q45KRow(Q4KKind.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in q45KRow(Q4KKind.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+        q45K(Q4KKind.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        q45K(Q5KKind.self, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    @inline(__always)
+    static func q45K<K: Q45Kind>(_ kind: K.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
+                                 _ x: ActivationView, _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>,
+                                 _ yStride: Int) {
         if tokens.count == 1 && x.cols > 8192 {  // decode of wide rows: two rows share each activation load
             let t = tokens.lowerBound
             var r = rows.lowerBound
             while r &+ 2 <= rows.upperBound {
-                q45KRowPair(Q5KKind.self, w + r &* rowBytes, w + (r &+ 1) &* rowBytes, x, t, y + t &* yStride + r)
+                q45KRowPair(kind, w + r &* rowBytes, w + (r &+ 1) &* rowBytes, x, t, y + t &* yStride + r)
                 r &+= 2
             }
-            if r < rows.upperBound { q45KRow(Q5KKind.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
+            if r < rows.upperBound { q45KRow(kind, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
             return
         }
         forEachTile(rows, tokens,
-                    four: { r, t in q45KRow(Q5KKind.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in q45KRow(Q5KKind.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+                    four: { r, t in q45KRow(kind, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
+                    one: { r, t in q45KRow(kind, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
     }
 
     public static func q6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
@@ -48,13 +43,6 @@ public enum KQuantsAVX2 {
         forEachTile(rows, tokens,
                     four: { r, t in q6KRow(FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
                     one: { r, t in q6KRow(OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
-    }
-
-    /// Calls body(row, firstToken, 4) over groups of 4 tokens, then body(row, token, 1) for the rest. (Prefer
-    /// forEachTile with TokenTile types: the width then is a compile-time constant in each copy of a kernel.)
-    @inline(__always)
-    static func tiles(_ rows: Range<Int>, _ tokens: Range<Int>, _ body: (Int, Int, Int) -> Void) {
-        forEachTile(rows, tokens, four: { r, t in body(r, t, 4) }, one: { r, t in body(r, t, 1) })
     }
 
     /// 16 int16 lanes all equal to byte j of both 128-bit halves of v: shuffle control [j, 0x80] x 16, built as

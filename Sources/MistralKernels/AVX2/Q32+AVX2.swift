@@ -9,37 +9,37 @@ import _Builtin_intrinsics.intel
 public enum Q32AVX2 {
     public static func q4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        forEachTile(rows, tokens,
-                    four: { r, t in row(Q4_0Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in row(Q4_0Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+        tiled(Q4_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        forEachTile(rows, tokens,
-                    four: { r, t in row(Q4_1Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in row(Q4_1Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+        tiled(Q4_1Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        forEachTile(rows, tokens,
-                    four: { r, t in row(Q5_0Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in row(Q5_0Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+        tiled(Q5_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        forEachTile(rows, tokens,
-                    four: { r, t in row(Q5_1Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in row(Q5_1Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+        tiled(Q5_1Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        tiled(Q8_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    /// Every row against 4-token tiles, then the leftover tokens one at a time.
+    @inline(__always)
+    static func tiled<L: Q32Layout>(_ layout: L.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
+                                    _ x: ActivationView, _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>,
+                                    _ yStride: Int) {
         forEachTile(rows, tokens,
-                    four: { r, t in row(Q8_0Layout.self, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
-                    one: { r, t in row(Q8_0Layout.self, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
+                    four: { r, t in row(layout, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) },
+                    one: { r, t in row(layout, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) })
     }
 
     /// The 32 values of the block at blk as bytes in value order (unsigned, or Q8_0's signed).
