@@ -166,6 +166,8 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
     let ropeFreqFactors: UnsafePointer<Float>?
     /// Bytes of weights converted at load time (held in `owned`), 0 when used in place.
     public let convertedBytes: Int
+    /// Bytes of weights repacked at load into the row-interleaved layout (Interleave.swift).
+    public let interleavedBytes: Int
     private var owned: [UnsafeMutableRawPointer] = []
     private let keepAlive: [AnyObject]
 
@@ -175,8 +177,12 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
                 keepAlive: [AnyObject], convertTo: GGMLType? = nil) throws {
         self.keepAlive = keepAlive
         var owned: [UnsafeMutableRawPointer] = []
-        var converted = 0
+        var converted = 0, interleaved = 0
         func release() { for p in owned { free(p) } }
+        // the mappings tensors may point into, whose pages a repacked tensor gives back
+        let files: [MappedFile] = keepAlive.compactMap {
+            ($0 as? GGUFFile)?.file ?? ($0 as? SafetensorsFile)?.file ?? ($0 as? MappedFile)
+        }
         func tensor(_ name: String) throws -> TensorRef {
             guard let t = tensors[name] else { throw MistralError.format("tensor '\(name)' is missing") }
             return t
@@ -188,7 +194,7 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             }
             let m = try WeightMatrix(data: t.data, type: t.type, rows: rows, cols: cols)
             guard let target = convertTo, [.f32, .f16, .bf16].contains(t.type), cols % 32 == 0,
-                  let rowBytes = target.rowBytes(cols) else { return m }
+                  let rowBytes = target.rowBytes(cols) else { return try interleave(m, mapped: true) }
             let dst = try allocateZeroed(UInt8.self, count: rows * rowBytes, what: "converted '\(name)'")
             owned.append(UnsafeMutableRawPointer(dst))
             let row = try allocateZeroed(Float.self, count: cols, what: "conversion row")
@@ -199,7 +205,25 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
                 else { Quantize.rowQ4_0(row, cols, dst + r * rowBytes) }
             }
             converted += rows * rowBytes
-            return try WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols)
+            files.forEach { $0.dropPages(t.data, t.byteCount) }
+            return try interleave(WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols),
+                                  mapped: false)
+        }
+        /// The matrix in the row-interleaved layout when the CPU's kernels want it (into owned memory, giving back
+        /// the pages of the file's copy), else as it is.
+        func interleave(_ m: WeightMatrix, mapped: Bool) throws -> WeightMatrix {
+            guard m.shouldInterleave else { return m }
+            let bytes = m.rows * m.rowBytes
+            let dst = try allocateZeroed(UInt8.self, count: bytes, what: "interleaved weights")
+            owned.append(UnsafeMutableRawPointer(dst))
+            let r = try m.interleavedCopy(into: UnsafeMutableRawPointer(dst))
+            interleaved += bytes
+            if mapped {
+                files.forEach { $0.dropPages(m.data, bytes) }
+            } else if let i = owned.firstIndex(where: { UnsafeRawPointer($0) == m.data }) {
+                free(owned.remove(at: i))  // the converted copy
+            }
+            return r
         }
         func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
             let out = try tensor(name).floatVector(n)
@@ -239,6 +263,7 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
         }
         self.owned = owned
         convertedBytes = converted
+        interleavedBytes = interleaved
         config = c
     }
 

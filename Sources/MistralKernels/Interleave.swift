@@ -1,0 +1,122 @@
+// The row-interleaved weight layout the AVX-512 GEMM kernels read: the rows of a matrix in groups of 16, and
+// within a group each block's fields for all 16 rows side by side, so one 512-bit register holds the same 4
+// values of 16 rows and one vpdpbusd against 4 broadcast activation bytes gives 16 rows' partial sums at once
+// (llama.cpp's repack.cpp does the same with 8 rows for Q4_0 and Q4_K). Outputs come out as 16 consecutive
+// floats, with no horizontal sums, and a tile's unpacked weights serve up to 8 tokens from registers.
+//
+// A group of 16 rows takes exactly the bytes of its 16 rows in the file's layout (repacking moves bytes, never
+// adds any), so the matrix keeps its size; the file's copy is dropped after the repack. For 32-value blocks,
+// block b of group g sits at g * 16 * rowBytes + b * 16 * blockBytes and holds:
+//   d[16]            f16, the rows' scales
+//   m[16]            f16, the rows' mins                                   (Q4_1, Q5_1)
+//   h[8]             u64: h[k] bit 4r + i = fifth bit of row r's value 4k + i   (Q5_0, Q5_1)
+//   q                Q4/Q5: 4 x 64 bytes, chunk j lane r (4 bytes) = row r's nibble bytes 4j...4j+3, so the low
+//                    nibbles are values 4j...4j+3 and the high ones values 16+4j...19+4j;
+//                    Q8_0: 8 x 64 bytes, chunk k lane r = row r's values 4k...4k+3 as unsigned w + 128.
+
+public enum Interleave {
+    /// Rows per group.
+    public static let rows = 16
+
+    /// Types with a row-interleaved form.
+    public static func supports(_ type: QuantType) -> Bool {
+        switch type {
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: true
+        default: false
+        }
+    }
+
+    /// Byte offsets of the fields inside one interleaved 32-value block group (16 rows).
+    @inlinable @inline(__always)
+    public static func q32Fields(_ type: QuantType) -> (m: Int, h: Int, q: Int) {
+        let min = type == .q4_1 || type == .q5_1, five = type == .q5_0 || type == .q5_1
+        let m = 32, h = min ? 64 : 32
+        return (m, h, h + (five ? 64 : 0))
+    }
+
+    /// Rewrites `rows` rows (a multiple of 16) of `rowBytes` each from the file's layout at `src` into the
+    /// interleaved layout at `dst` (the same size). Returns false for a type or shape without one.
+    public static func repack(_ type: QuantType, _ src: UnsafeRawPointer, rowBytes: Int, rows: Int,
+                              into dst: UnsafeMutableRawPointer) -> Bool {
+        guard supports(type), rows % Interleave.rows == 0, rowBytes % type.blockBytes == 0 else { return false }
+        let bytes = type.blockBytes, nb = rowBytes / bytes
+        let f = q32Fields(type)
+        let min = type == .q4_1 || type == .q5_1, five = type == .q5_0 || type == .q5_1
+        let qs = (min ? 4 : 2) + (five ? 4 : 0)  // the file block's nibbles / int8 values
+        for g in 0..<rows / 16 {
+            for b in 0..<nb {
+                let out = dst + g &* 16 &* rowBytes + b &* 16 &* bytes
+                var masks = [UInt64](repeating: 0, count: 8)
+                for r in 0..<16 {
+                    let blk = src + (g &* 16 &+ r) &* rowBytes + b &* bytes
+                    out.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 &* r, as: UInt16.self)
+                    if min {
+                        out.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self),
+                                       toByteOffset: f.m &+ 2 &* r, as: UInt16.self)
+                    }
+                    if five {
+                        let qh = blk.loadUnaligned(fromByteOffset: min ? 4 : 2, as: UInt32.self)
+                        for k in 0..<8 {
+                            masks[k] |= UInt64((qh >> UInt32(4 &* k)) & 0xF) << UInt64(4 &* r)
+                        }
+                    }
+                    if type == .q8_0 {
+                        for k in 0..<8 {
+                            for i in 0..<4 {
+                                let v = blk.load(fromByteOffset: qs &+ 4 &* k &+ i, as: UInt8.self) ^ 0x80
+                                out.storeBytes(of: v, toByteOffset: f.q &+ 64 &* k &+ 4 &* r &+ i, as: UInt8.self)
+                            }
+                        }
+                    } else {
+                        for j in 0..<4 {
+                            out.storeBytes(of: blk.loadUnaligned(fromByteOffset: qs &+ 4 &* j, as: UInt32.self),
+                                           toByteOffset: f.q &+ 64 &* j &+ 4 &* r, as: UInt32.self)
+                        }
+                    }
+                }
+                if five {
+                    for k in 0..<8 { out.storeBytes(of: masks[k], toByteOffset: f.h &+ 8 &* k, as: UInt64.self) }
+                }
+            }
+        }
+        return true
+    }
+
+    /// The file-layout bytes of block b of row r, read back from an interleaved matrix (the inverse of repack,
+    /// for row lookups and tests); `out` takes type.blockBytes bytes.
+    public static func fileBlock(_ type: QuantType, _ data: UnsafeRawPointer, rowBytes: Int, row r: Int, block b: Int,
+                                 into out: UnsafeMutableRawPointer) {
+        let bytes = type.blockBytes
+        let f = q32Fields(type)
+        let min = type == .q4_1 || type == .q5_1, five = type == .q5_0 || type == .q5_1
+        let qs = (min ? 4 : 2) + (five ? 4 : 0)
+        let lane = r % 16
+        let grp = data + (r / 16) &* 16 &* rowBytes + b &* 16 &* bytes
+        out.storeBytes(of: grp.loadUnaligned(fromByteOffset: 2 &* lane, as: UInt16.self), as: UInt16.self)
+        if min {
+            out.storeBytes(of: grp.loadUnaligned(fromByteOffset: f.m &+ 2 &* lane, as: UInt16.self),
+                           toByteOffset: 2, as: UInt16.self)
+        }
+        if five {
+            var qh: UInt32 = 0
+            for k in 0..<8 {
+                let m = grp.loadUnaligned(fromByteOffset: f.h &+ 8 &* k, as: UInt64.self)
+                qh |= UInt32((m >> UInt64(4 &* lane)) & 0xF) << UInt32(4 &* k)
+            }
+            out.storeBytes(of: qh, toByteOffset: min ? 4 : 2, as: UInt32.self)
+        }
+        if type == .q8_0 {
+            for k in 0..<8 {
+                for i in 0..<4 {
+                    let v = grp.load(fromByteOffset: f.q &+ 64 &* k &+ 4 &* lane &+ i, as: UInt8.self) ^ 0x80
+                    out.storeBytes(of: v, toByteOffset: qs &+ 4 &* k &+ i, as: UInt8.self)
+                }
+            }
+        } else {
+            for j in 0..<4 {
+                out.storeBytes(of: grp.loadUnaligned(fromByteOffset: f.q &+ 64 &* j &+ 4 &* lane, as: UInt32.self),
+                               toByteOffset: qs &+ 4 &* j, as: UInt32.self)
+            }
+        }
+    }
+}
