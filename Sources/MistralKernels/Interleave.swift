@@ -13,6 +13,9 @@
 //   q                Q4/Q5: 4 x 64 bytes, chunk j lane r (4 bytes) = row r's nibble bytes 4j...4j+3, so the low
 //                    nibbles are values 4j...4j+3 and the high ones values 16+4j...19+4j;
 //                    Q8_0: 8 x 64 bytes, chunk k lane r = row r's values 4k...4k+3 as unsigned w + 128.
+// For Q4_K, block b of group g (16 x 144 bytes) holds d[16], dmin[16] (f16), the 12 packed scale bytes as 3 x 64
+// (chunk c lane r = row r's scale bytes 4c...4c+3), then for each sub-block pair p (0...3) 8 x 64 bytes: chunk j
+// lane r = row r's qs bytes 32p + 4j...32p + 4j + 3 (low nibbles: sub-block 2p, high: 2p + 1, values 4j...4j+3).
 
 public enum Interleave {
     /// Rows per group.
@@ -21,7 +24,7 @@ public enum Interleave {
     /// Types with a row-interleaved form.
     public static func supports(_ type: QuantType) -> Bool {
         switch type {
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: true
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K: true
         default: false
         }
     }
@@ -40,13 +43,22 @@ public enum Interleave {
                               into dst: UnsafeMutableRawPointer) -> Bool {
         guard supports(type), rows % Interleave.rows == 0, rowBytes % type.blockBytes == 0 else { return false }
         let bytes = type.blockBytes, nb = rowBytes / bytes
+        if type == .q4_K {
+            for g in 0..<rows / 16 {
+                for b in 0..<nb {
+                    let out = dst + g &* 16 &* rowBytes + b &* 16 &* bytes
+                    for r in 0..<16 { q4KBlock(src + (g &* 16 &+ r) &* rowBytes + b &* bytes, lane: r, group: out, toGroup: true) }
+                }
+            }
+            return true
+        }
         let f = q32Fields(type)
         let min = type == .q4_1 || type == .q5_1, five = type == .q5_0 || type == .q5_1
         let qs = (min ? 4 : 2) + (five ? 4 : 0)  // the file block's nibbles / int8 values
         for g in 0..<rows / 16 {
             for b in 0..<nb {
                 let out = dst + g &* 16 &* rowBytes + b &* 16 &* bytes
-                var masks = [UInt64](repeating: 0, count: 8)
+                var masks: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
                 for r in 0..<16 {
                     let blk = src + (g &* 16 &+ r) &* rowBytes + b &* bytes
                     out.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 &* r, as: UInt16.self)
@@ -56,16 +68,18 @@ public enum Interleave {
                     }
                     if five {
                         let qh = blk.loadUnaligned(fromByteOffset: min ? 4 : 2, as: UInt32.self)
-                        for k in 0..<8 {
-                            masks[k] |= UInt64((qh >> UInt32(4 &* k)) & 0xF) << UInt64(4 &* r)
+                        withUnsafeMutableBytes(of: &masks) { m in
+                            for k in 0..<8 {
+                                let bits = UInt64((qh >> UInt32(4 &* k)) & 0xF) << UInt64(4 &* r)
+                                m.storeBytes(of: m.load(fromByteOffset: 8 &* k, as: UInt64.self) | bits,
+                                             toByteOffset: 8 &* k, as: UInt64.self)
+                            }
                         }
                     }
                     if type == .q8_0 {
                         for k in 0..<8 {
-                            for i in 0..<4 {
-                                let v = blk.load(fromByteOffset: qs &+ 4 &* k &+ i, as: UInt8.self) ^ 0x80
-                                out.storeBytes(of: v, toByteOffset: f.q &+ 64 &* k &+ 4 &* r &+ i, as: UInt8.self)
-                            }
+                            let v = blk.loadUnaligned(fromByteOffset: qs &+ 4 &* k, as: UInt32.self) ^ 0x8080_8080
+                            out.storeBytes(of: v, toByteOffset: f.q &+ 64 &* k &+ 4 &* r, as: UInt32.self)
                         }
                     } else {
                         for j in 0..<4 {
@@ -75,7 +89,12 @@ public enum Interleave {
                     }
                 }
                 if five {
-                    for k in 0..<8 { out.storeBytes(of: masks[k], toByteOffset: f.h &+ 8 &* k, as: UInt64.self) }
+                    withUnsafeBytes(of: masks) { m in
+                        for k in 0..<8 {
+                            out.storeBytes(of: m.load(fromByteOffset: 8 &* k, as: UInt64.self), toByteOffset: f.h &+ 8 &* k,
+                                           as: UInt64.self)
+                        }
+                    }
                 }
             }
         }
@@ -92,6 +111,10 @@ public enum Interleave {
         let qs = (min ? 4 : 2) + (five ? 4 : 0)
         let lane = r % 16
         let grp = data + (r / 16) &* 16 &* rowBytes + b &* 16 &* bytes
+        if type == .q4_K {
+            q4KBlock(UnsafeRawPointer(out), lane: lane, group: UnsafeMutableRawPointer(mutating: grp), toGroup: false)
+            return
+        }
         out.storeBytes(of: grp.loadUnaligned(fromByteOffset: 2 &* lane, as: UInt16.self), as: UInt16.self)
         if min {
             out.storeBytes(of: grp.loadUnaligned(fromByteOffset: f.m &+ 2 &* lane, as: UInt16.self),
@@ -117,6 +140,24 @@ public enum Interleave {
                 out.storeBytes(of: grp.loadUnaligned(fromByteOffset: f.q &+ 64 &* j &+ 4 &* lane, as: UInt32.self),
                                toByteOffset: qs &+ 4 &* j, as: UInt32.self)
             }
+        }
+    }
+
+    /// Moves one Q4_K block (file layout at `blk`) into lane `lane` of an interleaved block group, or back.
+    static func q4KBlock(_ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer, toGroup: Bool) {
+        let file = UnsafeMutableRawPointer(mutating: blk)
+        @inline(__always) func move(_ fileOffset: Int, _ groupOffset: Int, _ size: Int) {
+            if toGroup {
+                (out + groupOffset).copyMemory(from: blk + fileOffset, byteCount: size)
+            } else {
+                (file + fileOffset).copyMemory(from: UnsafeRawPointer(out + groupOffset), byteCount: size)
+            }
+        }
+        move(0, 2 &* r, 2)                                   // d
+        move(2, 32 &+ 2 &* r, 2)                             // dmin
+        for c in 0..<3 { move(4 &+ 4 &* c, 64 &+ 64 &* c &+ 4 &* r, 4) }   // packed scales
+        for p in 0..<4 {
+            for j in 0..<8 { move(16 &+ 32 &* p &+ 4 &* j, 256 &+ 512 &* p &+ 64 &* j &+ 4 &* r, 4) }
         }
     }
 }

@@ -12,7 +12,7 @@ final class InterleaveTests: XCTestCase {
 
     /// The case's weights repacked (rows a multiple of 16).
     static func repacked(_ c: QuantKernelTests.Case) -> [UInt8] {
-        let rowBytes = c.cols / 32 * c.type.blockBytes
+        let rowBytes = c.cols / c.type.blockSize * c.type.blockBytes
         var out = [UInt8](repeating: 0, count: c.weights.count)
         c.weights.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in
@@ -28,7 +28,7 @@ final class InterleaveTests: XCTestCase {
         var y = [Float](repeating: .nan, count: c.tokens * yStride)
         w.withUnsafeBytes { raw in
             y.withUnsafeMutableBufferPointer { out in
-                k.dot(raw.baseAddress!, c.cols / 32 * c.type.blockBytes, rows, c.acts.view, tokens, out.baseAddress!, yStride)
+                k.dot(raw.baseAddress!, c.cols / c.type.blockSize * c.type.blockBytes, rows, c.acts.view, tokens, out.baseAddress!, yStride)
             }
         }
         return y
@@ -36,9 +36,12 @@ final class InterleaveTests: XCTestCase {
 
     func testRepackIsAPermutationThatFileBlockInverts() throws {
         for type in InterleaveTests.types {
-            let c = try QuantKernelTests.Case(type, rows: 32, cols: 96, tokens: 1, seed: 5)
+            let cols = 3 * type.blockSize
+            let c = try QuantKernelTests.Case(type, rows: 32, cols: cols, tokens: 1, seed: 5)
             let packed = InterleaveTests.repacked(c)
-            XCTAssertEqual(packed.sorted(by: <).count, c.weights.count)
+            if [.q4_0, .q4_1, .q4_K].contains(type) {  // Q5's fifth bits are transposed and Q8_0's bytes offset
+                XCTAssertTrue(packed.sorted(by: <) == c.weights.sorted(by: <), "\(type): repack is not a permutation")
+            }
             XCTAssertNotEqual(packed, c.weights, "\(type): repack changed nothing")
             let rowBytes = 3 * type.blockBytes
             var block = [UInt8](repeating: 0, count: type.blockBytes)
@@ -57,9 +60,9 @@ final class InterleaveTests: XCTestCase {
             let gt = GGMLType(rawValue: type.rawValue)
             try c.weights.withUnsafeBytes { f in
                 try packed.withUnsafeBytes { p in
-                    let a = try WeightMatrix(data: f.baseAddress!, type: gt, rows: 32, cols: 96)
-                    let b = try WeightMatrix(data: p.baseAddress!, type: gt, rows: 32, cols: 96, interleaved: true)
-                    var ra = [Float](repeating: 0, count: 96), rb = ra
+                    let a = try WeightMatrix(data: f.baseAddress!, type: gt, rows: 32, cols: cols)
+                    let b = try WeightMatrix(data: p.baseAddress!, type: gt, rows: 32, cols: cols, interleaved: true)
+                    var ra = [Float](repeating: 0, count: cols), rb = ra
                     for r in [0, 17, 31] {
                         ra.withUnsafeMutableBufferPointer { a.dequantizeRow(r, into: $0.baseAddress!) }
                         rb.withUnsafeMutableBufferPointer { b.dequantizeRow(r, into: $0.baseAddress!) }
@@ -81,7 +84,7 @@ final class InterleaveTests: XCTestCase {
             let generic = try XCTUnwrap(GenericKernels.interleaved[type])
             let fileRef = try XCTUnwrap(GenericKernels.table[type])
             let fast = try XCTUnwrap(AVX512Kernels.interleaved[type])
-            for cols in [32, 96, 1024] {
+            for cols in type.blockSize == 32 ? [32, 96, 1024] : [256, 512, 1024] {
                 for tokens in [1, 3, 4, 8, 13, 19] {
                     seed &+= 1
                     let c = try QuantKernelTests.Case(type, rows: 48, cols: cols, tokens: tokens, seed: seed)

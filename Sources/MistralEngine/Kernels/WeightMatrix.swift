@@ -47,13 +47,14 @@ public struct WeightMatrix: @unchecked Sendable {  // points into an immutable m
     /// Writes row `r` as floats (used for embedding lookups).
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         if interleaved, let q = QuantType(rawValue: type.rawValue) {
-            // block by block back into the file's layout (at most 34 bytes: the 32-value types)
-            withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { tmp in
+            // block by block back into the file's layout (at most 256 bytes a block)
+            let n = q.blockSize
+            withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { tmp in
                 guard let blk = tmp.baseAddress else { return }
-                for b in 0..<cols / 32 {
+                for b in 0..<cols / n {
                     Interleave.fileBlock(q, data, rowBytes: rowBytes, row: r, block: b, into: blk)
-                    (try? WeightMatrix(data: UnsafeRawPointer(blk), type: type, rows: 1, cols: 32))?
-                        .dequantizeRow(0, into: out + b * 32)
+                    (try? WeightMatrix(data: UnsafeRawPointer(blk), type: type, rows: 1, cols: n))?
+                        .dequantizeRow(0, into: out + b * n)
                 }
             }
             return

@@ -214,9 +214,9 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
         func interleave(_ m: WeightMatrix, mapped: Bool) throws -> WeightMatrix {
             guard m.shouldInterleave else { return m }
             let bytes = m.rows * m.rowBytes
-            let dst = try allocateZeroed(UInt8.self, count: bytes, what: "interleaved weights")
-            owned.append(UnsafeMutableRawPointer(dst))
-            let r = try m.interleavedCopy(into: UnsafeMutableRawPointer(dst))
+            let dst = try allocateWeights(bytes, what: "interleaved weights")
+            owned.append(dst)
+            let r = try m.interleavedCopy(into: dst)
             interleaved += bytes
             if mapped {
                 files.forEach { $0.dropPages(m.data, bytes) }

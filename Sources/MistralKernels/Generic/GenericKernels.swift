@@ -21,5 +21,6 @@ public enum GenericKernels {
         .q5_0: QuantKernel(.q8_0, InterleavedGeneric.q5_0),
         .q5_1: QuantKernel(.q8_0, InterleavedGeneric.q5_1),
         .q8_0: QuantKernel(.q8_0, InterleavedGeneric.q8_0),
+        .q4_K: QuantKernel(.q8_K, InterleavedGeneric.q4_K),
     ]
 }

@@ -26,6 +26,49 @@ public enum InterleavedGeneric {
         q32(.q8_0, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
+    /// Q4_K against q8_K: per block Σ_j sc_j·(Σ q·a)_j and Σ_j m_j·(Σa)_j exact in Int32, then
+    /// acc += -Float(mins)·(dmin·d_a) and acc += Float(dot)·(d·d_a), two fused multiply-adds in that order.
+    public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                            _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        let nb = x.cols / 256
+        for t in tokens {
+            let a = x.values(t), da = x.scales(t), sa = x.partialSums(t)
+            for r in rows {
+                let lane = r & 15, group = r >> 4
+                let base = w + group &* 16 &* rowBytes
+                var acc: Float = 0
+                for b in 0..<nb {
+                    let grp = base + b &* 16 &* 144
+                    var sc = [UInt8](repeating: 0, count: 12)
+                    for c in 0..<12 { sc[c] = grp.load(fromByteOffset: 64 &+ 64 &* (c >> 2) &+ 4 &* lane &+ (c & 3), as: UInt8.self) }
+                    var dot: Int32 = 0, mins: Int32 = 0
+                    for j in 0..<8 {
+                        let (s, m) = scaleMin(j, sc)
+                        var sub: Int32 = 0
+                        for i in 0..<32 {
+                            let byte = grp.load(fromByteOffset: 256 &+ 512 &* (j >> 1) &+ 64 &* (i >> 2) &+ 4 &* lane &+ (i & 3),
+                                                as: UInt8.self)
+                            let q = Int32(j & 1 == 0 ? byte & 15 : byte >> 4)
+                            sub &+= q &* Int32(a[b &* 256 &+ j &* 32 &+ i])
+                        }
+                        dot &+= s &* sub
+                        mins &+= m &* (Int32(sa[b &* 16 &+ 2 &* j]) &+ Int32(sa[b &* 16 &+ 2 &* j &+ 1]))
+                    }
+                    let dw = kernelHalf(grp + (2 &* lane)), dmin = kernelHalf(grp + (32 &+ 2 &* lane))
+                    acc = acc.addingProduct(-Float(mins), dmin * da[b])
+                    acc = acc.addingProduct(Float(dot), dw * da[b])
+                }
+                y[t &* yStride &+ r] = acc
+            }
+        }
+    }
+
+    /// Sub-block j's 6-bit scale and min from a K-quant's 12 packed scale bytes (ggml's get_scale_min_k4).
+    static func scaleMin(_ j: Int, _ q: [UInt8]) -> (Int32, Int32) {
+        if j < 4 { return (Int32(q[j] & 63), Int32(q[j + 4] & 63)) }
+        return (Int32((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)), Int32((q[j + 4] >> 4) | ((q[j] >> 6) << 4)))
+    }
+
     /// The unsigned stored value v (0...31) of row lane `lane` in one interleaved block group: nibble (+ 16 for
     /// a set fifth bit), or Q8_0's w + 128.
     @inline(__always)
