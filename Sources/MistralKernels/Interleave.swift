@@ -16,6 +16,10 @@
 // For Q4_K, block b of group g (16 x 144 bytes) holds d[16], dmin[16] (f16), the 12 packed scale bytes as 3 x 64
 // (chunk c lane r = row r's scale bytes 4c...4c+3), then for each sub-block pair p (0...3) 8 x 64 bytes: chunk j
 // lane r = row r's qs bytes 32p + 4j...32p + 4j + 3 (low nibbles: sub-block 2p, high: 2p + 1, values 4j...4j+3).
+// For Q6_K (16 x 210 bytes): d[16] (f16), the int8 scales as 4 x 64 (chunk c lane r = row r's scales 4c...4c+3),
+// then for each half h (0, 1) 24 x 64 bytes: chunks A_g, B_g, H_g (g = 0...7), lane r = row r's bytes
+// ql[64h + 4g...], ql[64h + 32 + 4g...], qh[32h + 4g...]; value 128h + 32q + 4g + i is, as in ggml,
+// (q = 0: A & 15, 1: B & 15, 2: A >> 4, 3: B >> 4) | ((H >> 2q) & 3) << 4, minus 32.
 
 public enum Interleave {
     /// Rows per group.
@@ -24,7 +28,7 @@ public enum Interleave {
     /// Types with a row-interleaved form.
     public static func supports(_ type: QuantType) -> Bool {
         switch type {
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K: true
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: true
         default: false
         }
     }
@@ -43,11 +47,15 @@ public enum Interleave {
                               into dst: UnsafeMutableRawPointer) -> Bool {
         guard supports(type), rows % Interleave.rows == 0, rowBytes % type.blockBytes == 0 else { return false }
         let bytes = type.blockBytes, nb = rowBytes / bytes
-        if type == .q4_K {
+        if type == .q4_K || type == .q6_K {
             for g in 0..<rows / 16 {
                 for b in 0..<nb {
                     let out = dst + g &* 16 &* rowBytes + b &* 16 &* bytes
-                    for r in 0..<16 { q4KBlock(src + (g &* 16 &+ r) &* rowBytes + b &* bytes, lane: r, group: out, toGroup: true) }
+                    for r in 0..<16 {
+                        let blk = src + (g &* 16 &+ r) &* rowBytes + b &* bytes
+                        if type == .q4_K { q4KBlock(blk, lane: r, group: out, toGroup: true) }
+                        else { q6KBlock(blk, lane: r, group: out, toGroup: true) }
+                    }
                 }
             }
             return true
@@ -111,8 +119,10 @@ public enum Interleave {
         let qs = (min ? 4 : 2) + (five ? 4 : 0)
         let lane = r % 16
         let grp = data + (r / 16) &* 16 &* rowBytes + b &* 16 &* bytes
-        if type == .q4_K {
-            q4KBlock(UnsafeRawPointer(out), lane: lane, group: UnsafeMutableRawPointer(mutating: grp), toGroup: false)
+        if type == .q4_K || type == .q6_K {
+            let g = UnsafeMutableRawPointer(mutating: grp)
+            if type == .q4_K { q4KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false) }
+            else { q6KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false) }
             return
         }
         out.storeBytes(of: grp.loadUnaligned(fromByteOffset: 2 &* lane, as: UInt16.self), as: UInt16.self)
@@ -139,6 +149,28 @@ public enum Interleave {
             for j in 0..<4 {
                 out.storeBytes(of: grp.loadUnaligned(fromByteOffset: f.q &+ 64 &* j &+ 4 &* lane, as: UInt32.self),
                                toByteOffset: qs &+ 4 &* j, as: UInt32.self)
+            }
+        }
+    }
+
+    /// Moves one Q6_K block (ql[128], qh[64], scales[16], d) into lane `lane` of an interleaved block group, or back.
+    static func q6KBlock(_ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer, toGroup: Bool) {
+        let file = UnsafeMutableRawPointer(mutating: blk)
+        @inline(__always) func move(_ fileOffset: Int, _ groupOffset: Int, _ size: Int) {
+            if toGroup {
+                (out + groupOffset).copyMemory(from: blk + fileOffset, byteCount: size)
+            } else {
+                (file + fileOffset).copyMemory(from: UnsafeRawPointer(out + groupOffset), byteCount: size)
+            }
+        }
+        move(208, 2 &* r, 2)                                                  // d
+        for c in 0..<4 { move(192 &+ 4 &* c, 32 &+ 64 &* c &+ 4 &* r, 4) }    // scales
+        for h in 0..<2 {
+            let base = 288 &+ 1536 &* h &+ 4 &* r
+            for g in 0..<8 {
+                move(64 &* h &+ 4 &* g, base &+ 64 &* g, 4)                   // A: ql low half
+                move(64 &* h &+ 32 &+ 4 &* g, base &+ 512 &+ 64 &* g, 4)      // B: ql high half
+                move(128 &+ 32 &* h &+ 4 &* g, base &+ 1024 &+ 64 &* g, 4)    // H: qh
             }
         }
     }

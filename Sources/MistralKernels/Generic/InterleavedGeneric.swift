@@ -63,6 +63,44 @@ public enum InterleavedGeneric {
         }
     }
 
+    /// Q6_K against q8_K: per block Σ_s sc_s·(Σ q·a)_s - 32·Σ_s sc_s·(Σa)_s exact in Int32 (q unsigned, 0...63),
+    /// then acc += Float(dot)·(d·d_a), one fused multiply-add.
+    public static func q6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                            _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        let nb = x.cols / 256
+        for t in tokens {
+            let a = x.values(t), da = x.scales(t), sa = x.partialSums(t)
+            for r in rows {
+                let lane = r & 15, group = r >> 4
+                let base = w + group &* 16 &* rowBytes
+                var acc: Float = 0
+                for b in 0..<nb {
+                    let grp = base + b &* 16 &* 210
+                    var dot: Int32 = 0, off: Int32 = 0
+                    for sb in 0..<16 {
+                        let sc = Int32(grp.load(fromByteOffset: 32 &+ 64 &* (sb >> 2) &+ 4 &* lane &+ (sb & 3), as: Int8.self))
+                        var sub: Int32 = 0
+                        for e in 0..<16 {
+                            let v = sb &* 16 &+ e
+                            let h = v >> 7, q = (v >> 5) & 3, g = (v >> 2) & 7, i = v & 3
+                            let half = grp + (288 &+ 1536 &* h &+ 64 &* g &+ 4 &* lane &+ i)
+                            let ab = half.load(fromByteOffset: q & 1 == 0 ? 0 : 512, as: UInt8.self)
+                            let hb = half.load(fromByteOffset: 1024, as: UInt8.self)
+                            let lo = q < 2 ? ab & 15 : ab >> 4
+                            let value = Int32(lo | ((hb >> UInt8(2 &* q)) & 3) << 4)
+                            sub &+= value &* Int32(a[b &* 256 &+ v])
+                        }
+                        dot &+= sc &* sub
+                        off &+= sc &* Int32(sa[b &* 16 &+ sb])
+                    }
+                    let dw = kernelHalf(grp + (2 &* lane))
+                    acc = acc.addingProduct(Float(dot &- 32 &* off), dw * da[b])
+                }
+                y[t &* yStride &+ r] = acc
+            }
+        }
+    }
+
     /// Sub-block j's 6-bit scale and min from a K-quant's 12 packed scale bytes (ggml's get_scale_min_k4).
     static func scaleMin(_ j: Int, _ q: [UInt8]) -> (Int32, Int32) {
         if j < 4 { return (Int32(q[j] & 63), Int32(q[j + 4] & 63)) }
