@@ -167,10 +167,9 @@ enum Q6KTile: KTile {
         while b < nb {
             let p = grp + b &* (16 &* 210)
             let dw = _mm512_cvtph_ps(load256(p))
-            let c0 = load512(p + 32), c1 = load512(p + 96), c2 = load512(p + 160), c3 = load512(p + 224)
             /// Sub-block sb's int8 scale of each row, sign-extended to 32 bits.
             @inline(__always) func scale(_ sb: Int) -> __m512i {
-                let c = sb < 4 ? c0 : sb < 8 ? c1 : sb < 12 ? c2 : c3
+                let c = load512(p + (32 &+ 64 &* (sb >> 2)))
                 return _mm512_srai_epi32(_mm512_slli_epi32(c, UInt32(truncatingIfNeeded: 24 &- 8 &* (sb & 3))), 24)
             }
             @inline(__always) func pair(_ i: Int) -> __m512i {
@@ -195,20 +194,18 @@ enum Q6KTile: KTile {
             if nt > 1 { i1 = offset(1); i2 = offset(2); i3 = offset(3) }
             if nt > 4 { i4 = offset(4); i5 = offset(5); i6 = offset(6); i7 = offset(7) }
 
-            /// Sub-block (h, q, gh): values 128h + 32q + 16gh ... + 15, four registers of 16 rows x 4 values.
-            @inline(__always) func sub(_ h: Int, _ q: Int, _ gh: Int) {
-                let sb = 8 &* h &+ 2 &* q &+ gh
+            // sub-block sb = 8h + 2q + gh: values 128h + 32q + 16gh ... + 15, four registers of 16 rows x 4 values;
+            // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1
+            var sb = 0
+            while sb < 16 {
+                let h = sb >> 3, q = (sb >> 1) & 3, gh = sb & 1
                 let sc = scale(sb)
                 let base = p + (288 &+ 1536 &* h &+ 256 &* gh)
+                let loShift = UInt32(truncatingIfNeeded: 4 &* (q >> 1)), hiShift = UInt32(truncatingIfNeeded: 2 &* q)
+                let xq = base + (q & 1) &* 512, hq = base + 1024
                 @inline(__always) func val(_ k: Int) -> __m512i {
-                    let xq = load512(base + ((q & 1) &* 512 &+ 64 &* k)), hq = load512(base + (1024 &+ 64 &* k))
-                    let lo = q < 2 ? _mm512_and_si512(xq, low) : _mm512_and_si512(_mm512_srli_epi16(xq, 4), low)
-                    let hi: __m512i = switch q {
-                    case 0: _mm512_and_si512(_mm512_slli_epi16(hq, 4), m30)
-                    case 1: _mm512_and_si512(_mm512_slli_epi16(hq, 2), m30)
-                    case 2: _mm512_and_si512(hq, m30)
-                    default: _mm512_and_si512(_mm512_srli_epi16(hq, 2), m30)
-                    }
+                    let lo = _mm512_and_si512(_mm512_srli_epi16(load512(xq + 64 &* k), loShift), low)
+                    let hi = _mm512_and_si512(_mm512_slli_epi16(_mm512_srli_epi16(load512(hq + 64 &* k), hiShift), 4), m30)
                     return _mm512_or_si512(lo, hi)
                 }
                 let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3)
@@ -225,12 +222,7 @@ enum Q6KTile: KTile {
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
                 if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
-            }
-            var h = 0
-            while h < 2 {
-                sub(h, 0, 0); sub(h, 0, 1); sub(h, 1, 0); sub(h, 1, 1)
-                sub(h, 2, 0); sub(h, 2, 1); sub(h, 3, 0); sub(h, 3, 1)
-                h &+= 1
+                sb &+= 1
             }
             @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
                 let da = x.d[(t &+ u) &* nb &+ b]

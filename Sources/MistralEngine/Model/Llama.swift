@@ -187,14 +187,16 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             guard let t = tensors[name] else { throw MistralError.format("tensor '\(name)' is missing") }
             return t
         }
-        func matrix(_ name: String, cols: Int, rows: Int) throws -> WeightMatrix {
+        // The embedding (row lookups) and the output projection (one token per forward pass, also in prefill,
+        // where the file-layout kernels decode faster) stay in the file's layout.
+        func matrix(_ name: String, cols: Int, rows: Int, repack: Bool = true) throws -> WeightMatrix {
             let t = try tensor(name)
             guard t.shape.count == 2, t.shape[0] == cols, t.shape[1] == rows else {
                 throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(cols), \(rows)]")
             }
             let m = try WeightMatrix(data: t.data, type: t.type, rows: rows, cols: cols)
             guard let target = convertTo, [.f32, .f16, .bf16].contains(t.type), cols % 32 == 0,
-                  let rowBytes = target.rowBytes(cols) else { return try interleave(m, mapped: true) }
+                  let rowBytes = target.rowBytes(cols) else { return repack ? try interleave(m, mapped: true) : m }
             let dst = try allocateZeroed(UInt8.self, count: rows * rowBytes, what: "converted '\(name)'")
             owned.append(UnsafeMutableRawPointer(dst))
             let row = try allocateZeroed(Float.self, count: cols, what: "conversion row")
@@ -206,8 +208,8 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             }
             converted += rows * rowBytes
             files.forEach { $0.dropPages(t.data, t.byteCount) }
-            return try interleave(WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols),
-                                  mapped: false)
+            let requantized = try WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols)
+            return repack ? try interleave(requantized, mapped: false) : requantized
         }
         /// The matrix in the row-interleaved layout when the CPU's kernels want it (into owned memory, giving back
         /// the pages of the file's copy), else as it is.
@@ -236,9 +238,9 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             }
             outputNorm = try vector(names.outputNorm, c.nEmbd)
             ropeFreqFactors = tensors["rope_freqs.weight"] != nil ? try vector("rope_freqs.weight", c.rotDim / 2) : nil
-            tokenEmbedding = try matrix(names.tokenEmbedding, cols: c.nEmbd, rows: c.nVocab)
+            tokenEmbedding = try matrix(names.tokenEmbedding, cols: c.nEmbd, rows: c.nVocab, repack: false)
             if let outName = names.output.first(where: { tensors[$0] != nil }) {
-                output = try matrix(outName, cols: c.nEmbd, rows: c.nVocab)
+                output = try matrix(outName, cols: c.nEmbd, rows: c.nVocab, repack: false)
             } else {
                 output = tokenEmbedding
             }
