@@ -101,7 +101,10 @@ public enum InterleavedQ32AVX512 {
                 let row: Int = (t &+ u) &* cols
                 let a = UnsafeRawPointer(x.qs + (row &+ b &* 32))
                 @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
-                var i0 = _mm512_dpbusd_epi32(zero, v0, bc(0))
+                let k = (t &+ u) &* nb &+ b
+                let da = x.d[k], sa = Int32(x.sums[k])
+                // the offset's -offset·Σa seeds the first chain (exact: it is all int32)
+                var i0 = _mm512_dpbusd_epi32(offset != 0 ? _mm512_set1_epi32(0 &- offset &* sa) : zero, v0, bc(0))
                 var i1 = _mm512_dpbusd_epi32(zero, v1, bc(4))
                 i0 = _mm512_dpbusd_epi32(i0, v2, bc(8))
                 i1 = _mm512_dpbusd_epi32(i1, v3, bc(12))
@@ -109,10 +112,7 @@ public enum InterleavedQ32AVX512 {
                 i1 = _mm512_dpbusd_epi32(i1, v5, bc(20))
                 i0 = _mm512_dpbusd_epi32(i0, v6, bc(24))
                 i1 = _mm512_dpbusd_epi32(i1, v7, bc(28))
-                let k = (t &+ u) &* nb &+ b
-                let da = x.d[k], sa = Int32(x.sums[k])
-                var dot = _mm512_add_epi32(i0, i1)
-                if offset != 0 { dot = _mm512_add_epi32(dot, _mm512_set1_epi32(0 &- offset &* sa)) }
+                let dot = _mm512_add_epi32(i0, i1)
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
                 if L.min { acc = _mm512_fmadd_ps(m, _mm512_set1_ps(da * Float(sa)), acc) }
             }
