@@ -242,11 +242,14 @@ typedef struct mistral_session_params {
     int32_t n_threads;  /* worker threads for the forward pass; 0 = number of online CPUs. Default 0 */
     uint64_t seed;      /* seed of the session's sampling RNG. Default 0xC0FFEE */
     uint32_t n_batch;   /* tokens evaluated per forward chunk during prompt processing. Default 512 */
-    int32_t kv_type;    /* how the KV cache stores keys/values: MISTRAL_KV_F16 (default) or MISTRAL_KV_F32 */
+    int32_t kv_type;    /* how the KV cache stores keys/values: MISTRAL_KV_F16 (default), MISTRAL_KV_F32, MISTRAL_KV_Q8_0 */
 } mistral_session_params;
 
 #define MISTRAL_KV_F16 0 /* 2 bytes per value: 2 * n_layer * n_kv_head * head_dim * 2 bytes per position */
 #define MISTRAL_KV_F32 1 /* 4 bytes per value, for comparing against float references */
+#define MISTRAL_KV_Q8_0 2 /* blocks of 32 int8 + an f16 scale: 34 bytes per 32 values, for long contexts; needs a
+                             head_dim that is a multiple of 32 (else mistral_session_create fails with
+                             MISTRAL_ERR_INVALID_ARGUMENT) */
 
 MISTRAL_API void mistral_session_params_init(mistral_session_params *params);
 

@@ -84,7 +84,7 @@ public final class Session {
     /// the activations, logits, rope tables and per-thread attention scratch. In Double so that no file-sized
     /// product overflows.
     static func runStateBytes(_ c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType) -> Double {
-        let kvCache = Double(c.nLayer) * Double(c.kvDim) * Double(nCtx) * 2 * Double(kvType.bytesPerValue)
+        let kvCache = Double(c.nLayer) * Double(nCtx) * 2 * Double(kvType.bytes(values: c.kvDim))
         let perRow = Double(c.nEmbd + max(c.nEmbd, c.qDim) + 2 * c.qDim + 2 * c.kvDim + 2 * c.nFF + c.rotDim
                             + max(c.nEmbd, c.nFF, c.qDim))
         let block = LlamaState.kvBlock, queries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))

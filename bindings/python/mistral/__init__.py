@@ -543,11 +543,11 @@ class Session(_Handle):
     _kind = "session"
     _free = staticmethod(lambda h: _lib.mistral_session_free(h))
 
-    KV_TYPES = {"f16": 0, "f32": 1}
+    KV_TYPES = {"f16": 0, "f32": 1, "q8_0": 2}
 
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
                  n_batch: Optional[int] = None, kv_type: str = "f16"):
-        """kv_type: how the KV cache stores keys and values, "f16" (default) or "f32"."""
+        """kv_type: how the KV cache stores keys and values, "f16" (default), "f32" or "q8_0" (34 bytes per 32 values)."""
         self._handle = None
         self._calls = 0            # calls on this session now running (close() refuses while > 0)
         self._calls_lock = threading.Lock()
