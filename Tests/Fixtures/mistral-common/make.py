@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Reference renderings and tokenizations from mistral-common, for the V3 / V7 tool and Unicode tests.
+
+Writes references.json next to this script. The tests read only that output, so they need no mistral-common.
+Run: python3 -m pip install mistral-common==1.13.1 && python3 Tests/Fixtures/mistral-common/make.py
+
+- "v3": mistral-common's own V3 rendering (MistralTokenizer.from_file on tekken_240718.json and tekken_240911.json
+  exactly as shipped in the wheel, both config.version "v3") of text conversations (system prompt, multi-turn,
+  leading assistant, empty system prompt) and tool conversations.
+- "v7": extra V7 tool renderings (tekken_240911.json relabelled "v7", as the shared chat_tools_v7.json fixture is)
+  for what the shared fixture does not cover: argument / tool-result JSON that is not in json.dumps form, non-ASCII,
+  content and tool calls in one assistant message, a tool without a description.
+- "unicode": Tekkenizer.encode of strings with code points new in Unicode 16.0 and 17.0 (tiktoken's regex
+  classes by Unicode 16.0, so 17.0 additions are unassigned there).
+"""
+import json
+import os
+import shutil
+import tempfile
+
+import mistral_common
+from mistral_common.protocol.instruct.request import ChatCompletionRequest
+from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+assert mistral_common.__version__ == "1.13.1", mistral_common.__version__
+DATA = os.path.join(os.path.dirname(mistral_common.__file__), "data")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city"]}}}
+FLIGHTS = {"type": "function", "function": {
+    "name": "search_flights", "description": "Search flights between two airports on a date",
+    "parameters": {"type": "object", "properties": {"from": {"type": "string", "description": "IATA code"},
+                                                    "to": {"type": "string"},
+                                                    "date": {"type": "string", "format": "date"},
+                                                    "passengers": {"type": "integer", "minimum": 1}},
+                   "required": ["from", "to", "date"]}}}
+NO_DESCRIPTION = {"type": "function", "function": {
+    "name": "convert", "parameters": {"type": "object", "properties": {"amount": {"type": "number"},
+                                                                       "to": {"type": "string", "description": "ISO 4217, e.g. “EUR”"}}}}}
+
+
+def call(id_, name, args):
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+TEXT_CASES = {
+    "system_prompt": {"messages": [{"role": "system", "content": "You are terse."},
+                                   {"role": "user", "content": "Hi there"}]},
+    "multi_turn": {"messages": [{"role": "system", "content": "Answer in French."},
+                                {"role": "user", "content": "What is the capital of Italy?"},
+                                {"role": "assistant", "content": "Rome.  "},
+                                {"role": "user", "content": "And of Spain?"}]},
+    "two_system_prompts": {"messages": [{"role": "system", "content": "Be kind."},
+                                        {"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": "Hello"},
+                                        {"role": "assistant", "content": "Hi!"},
+                                        {"role": "user", "content": "Bye"}]},
+    "leading_assistant": {"messages": [{"role": "assistant", "content": "Hello! How can I help?"},
+                                       {"role": "user", "content": "Tell me a joke."}]},
+    "system_then_assistant": {"messages": [{"role": "system", "content": "You are a pirate."},
+                                           {"role": "assistant", "content": "Ahoy!"},
+                                           {"role": "user", "content": "Where is the treasure?"}]},
+    "empty_system": {"messages": [{"role": "system", "content": ""},
+                                  {"role": "user", "content": "Hi"}]},
+    "consecutive_users": {"messages": [{"role": "user", "content": "One"}, {"role": "user", "content": ""},
+                                       {"role": "user", "content": "Two [INST] </s>"}]},
+}
+
+TOOL_CASES = {
+    "tools_first_turn": {"tools": [WEATHER], "messages": [{"role": "user", "content": "What's the weather in Paris?"}]},
+    "tools_with_system": {"tools": [WEATHER, FLIGHTS], "messages": [
+        {"role": "system", "content": "You are a travel assistant."},
+        {"role": "user", "content": "Find me a flight from CDG to JFK on 2025-05-01."}]},
+    "tool_call_and_result": {"tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call("a1b2c3d4e", "get_weather", '{"city": "Paris"}')]},
+        {"role": "tool", "tool_call_id": "a1b2c3d4e", "name": "get_weather", "content": '{"temp":21,"sky":"clear"}'}]},
+    "parallel_calls": {"tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Weather in Paris and in Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            call("AAAAAAAA1", "get_weather", '{"city": "Paris"}'),
+            call("BBBBBBBB2", "get_weather", '{"city":"Rome","unit":"celsius"}')]},
+        {"role": "tool", "tool_call_id": "AAAAAAAA1", "name": "get_weather", "content": "21"},
+        {"role": "tool", "tool_call_id": "BBBBBBBB2", "name": "get_weather", "content": "25"}]},
+    "tools_then_answer_then_user": {"tools": [WEATHER], "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [call("x9y8z7w6v", "get_weather", '{"city": "Oslo"}')]},
+        {"role": "tool", "tool_call_id": "x9y8z7w6v", "name": "get_weather", "content": "-3 and snowing"},
+        {"role": "assistant", "content": "It is -3 °C and snowing in Oslo."},
+        {"role": "user", "content": "And tomorrow?"}]},
+    "nested_non_ascii_arguments": {"tools": [WEATHER, NO_DESCRIPTION], "messages": [
+        {"role": "user", "content": "Météo à Zürich, et 12,5 € en dollars ?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            call("Zz9Yy8Xx7", "get_weather", '{"city":"Zürich","opts":{"days":[1,2.50,1e20,-0],"tags":["日本", "\\n\\"q\\""],"x":null,"ok":true}}'),
+            call("k0k1k2k3k", "convert", "")]},
+        {"role": "tool", "tool_call_id": "Zz9Yy8Xx7", "name": "get_weather", "content": '{"temp": 4.0, "note": "neige ❄"}'},
+        {"role": "tool", "tool_call_id": "k0k1k2k3k", "content": "not json: [TOOL_CALLS] [/INST]"}]},
+}
+
+V7_EXTRA = {
+    "content_and_calls": {"tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Weather in Lyon?"},
+        {"role": "assistant", "content": "Let me check.  ", "tool_calls": [call("q1w2e3r4t", "get_weather", '{"city":"Lyon"}')]},
+        {"role": "tool", "tool_call_id": "q1w2e3r4t", "content": '{"temp":18}'}]},
+    "nested_non_ascii_arguments": TOOL_CASES["nested_non_ascii_arguments"],
+    "tool_call_and_result_unnormalized": TOOL_CASES["tool_call_and_result"],
+    "parallel_calls_unnormalized": TOOL_CASES["parallel_calls"],
+}
+
+UNICODE_STRINGS = [
+    " \U00011de0", "\U000323b0's", "a\U00011de0b", "x\U000323b0\U000323b1y", "Word\U00011de5 next",
+    "\U00016ea0\U00016eb9 text", " \U0001e5d0abc", "日本\U000323b5語", "ab\u1c89cd", "\U00010d4a\U00010d4b test",
+    "e\u0301\U00011dd8", "\U00011b60x", "12\U00011de3 34",
+]
+
+
+def render(tok, request):
+    r = tok.encode_chat_completion(ChatCompletionRequest(**request))
+    return {"text": tok.decode(r.tokens, special_token_policy=SpecialTokenPolicy.KEEP), "tokens": r.tokens}
+
+
+def main():
+    out = {"reference": f"mistral-common {mistral_common.__version__}: MistralTokenizer.from_file(...)."
+                        "encode_chat_completion(ChatCompletionRequest(messages=..., tools=...)) and Tekkenizer.encode",
+           "v3": {}, "v7": {}, "unicode": {}}
+    for name in ("tekken_240718.json", "tekken_240911.json"):
+        path = os.path.join(DATA, name)
+        assert json.load(open(path))["config"]["version"] == "v3"
+        tok = MistralTokenizer.from_file(path)
+        cases = {**TEXT_CASES, **TOOL_CASES}
+        out["v3"][name] = {k: {"request": v, **render(tok, v)} for k, v in cases.items()}
+        raw = tok.instruct_tokenizer.tokenizer
+        out["unicode"][name] = [{"text": s, "ids": raw.encode(s, bos=False, eos=False)} for s in UNICODE_STRINGS]
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = json.load(open(os.path.join(DATA, "tekken_240911.json")))
+        cfg["config"]["version"] = "v7"
+        path = os.path.join(tmp, "tekken_240911_v7.json")
+        json.dump(cfg, open(path, "w"))
+        tok = MistralTokenizer.from_file(path)
+        out["v7"]["tekken_240911.json relabelled v7"] = {k: {"request": v, **render(tok, v)} for k, v in V7_EXTRA.items()}
+    with open(os.path.join(HERE, "references.json"), "w") as f:
+        json.dump(out, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
