@@ -87,6 +87,23 @@ final class ToolChatTests: XCTestCase {
     func testV3Tekken240911() throws { try checkV3(try SharedTekken.shared.get(), "tekken_240911.json") }
     func testV3Tekken240718() throws { try checkV3(try SharedTekken240718.shared.get(), "tekken_240718.json") }
 
+    func testV3WithImages() throws {
+        let tok = try SharedTekken.shared.get()
+        let f = try orderedFixture("mistral-common/references.json")
+        let cases = try XCTUnwrap(f["v3_images"]?["tekken_240911.json"]?.object)
+        XCTAssertEqual(cases.count, 3)
+        for (name, c) in cases {
+            let grids = (c["grids"]?.array ?? []).compactMap { g -> ImageTokenGrid? in
+                guard let r = g["rows"]?.int, let k = g["cols"]?.int else { return nil }
+                return ImageTokenGrid(rows: r, cols: k)
+            }
+            let r = try ChatRequest.parse(try XCTUnwrap(c["request"]), imageGrids: grids)
+            let got = try ChatTemplate.mistralV3.render(r, tokenizer: tok, addGenerationPrompt: true)
+            XCTAssertEqual(got, ids(c["tokens"]), name)
+            XCTAssertEqual(try text(tok, got), c["text"]?.string, name)
+        }
+    }
+
     func testTemplateNamesAndDetection() throws {
         XCTAssertEqual(ChatTemplate(name: "mistral-v3"), .mistralV3)
         XCTAssertEqual(ChatTemplate.mistralV3.name, "mistral-v3")

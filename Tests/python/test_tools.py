@@ -229,3 +229,29 @@ def test_c_client_parses_tool_calls():
     r = run_client("parse", TINY_TEKKEN)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "parse checks passed" in r.stdout
+
+
+def test_json_request_with_images_matches_mistral_common():
+    # images through the JSON form: "images" lists and {"type": "image", "image": ...} parts become image handles
+    hf = mistral.Model(os.path.join(FIXTURES, "tiny-s", "hf"), tokenizer_path=TINY_TEKKEN)
+    img1 = os.path.join(FIXTURES, "tiny-s", "reference", "img1_84x56.png")
+    for case in ["img1", "img1_img2"]:
+        meta = fixture(f"tiny-s/reference/{case}/meta.json")
+        files = [os.path.join(FIXTURES, "tiny-s", "reference", i["file"]) for i in meta["images"]]
+        parts = [{"type": "image", "image": f} for f in files] + [{"type": "text", "text": meta["prompt_text"]}]
+        assert hf.chat_tokenize([{"role": "user", "content": parts}], tools=[]) == meta["prompt_ids"], case
+        assert hf.chat_tokenize([{"role": "user", "content": meta["prompt_text"], "images": files}], tools=[]) \
+            == meta["prompt_ids"], case
+    ref = fixture("tiny-s/tokenizer/chat_v7.json")
+    req = ref["request"]
+    messages = [{"role": "system", "content": req["system"]}, {"role": "user", "content": req["user1"]},
+                {"role": "assistant", "content": req["assistant"]},
+                {"role": "user", "content": [{"type": "text", "text": "Describe this picture:"},
+                                             {"type": "image", "image": img1}]}]  # a single last image goes first
+    assert hf.chat_tokenize(messages, tools=[]) == ref["renderings"]["with_image"]["tokens"]
+    with pytest.raises(mistral.MistralError) as e:  # more image parts than images
+        n = mistral.ctypes.c_size_t(0)
+        data = b'{"messages": [{"role": "user", "content": [{"type": "image"}]}]}'
+        mistral._check(mistral._lib.mistral_chat_tokenize_json(hf.handle, None, data, len(data), None, 0, 1, None, 0,
+                                                               mistral.ctypes.byref(n)), "x")
+    assert e.value.status == mistral.ERR_INVALID_ARGUMENT

@@ -10,6 +10,8 @@ Run: python3 -m pip install mistral-common==1.13.1 && python3 Tests/Fixtures/mis
 - "v7": extra V7 tool renderings (tekken_240911.json relabelled "v7", as the shared chat_tools_v7.json fixture is)
   for what the shared fixture does not cover: argument / tool-result JSON that is not in json.dumps form, non-ASCII,
   content and tool calls in one assistant message, a tool without a description.
+- "v3_images": V3 renderings with images for tekken_240911.json (it carries Pixtral 12B's image config): the
+  request's {"type": "image"} parts stand for images of the given sizes, whose [IMG] grids are recorded.
 - "unicode": Tekkenizer.encode of strings with code points new in Unicode 16.0 and 17.0 (tiktoken's regex
   classes by Unicode 16.0, so 17.0 additions are unassigned there).
 """
@@ -120,6 +122,64 @@ UNICODE_STRINGS = [
 ]
 
 
+IMAGE_CASES = {
+    "image_with_system": ([("system", "Describe briefly."), ("user", [(64, 48), "What is this?"])]),
+    "text_then_image": ([("user", ["Look:", (40, 90)])]),
+    "image_then_turns": ([("system", "Be kind."), ("user", [(100, 30), "A?"]), ("assistant", "B"),
+                          ("user", "C?")]),
+}
+
+
+def image_case(tok, spec):
+    import numpy as np
+    from PIL import Image
+    from mistral_common.protocol.instruct.chunk import ImageChunk, TextChunk
+    from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, UserMessage
+    import mistral_common.tokens.tokenizers.image as image_mod
+    # the tokens depend on the image's size only; skip the pixel resize (it needs OpenCV)
+    image_mod.transform_image = lambda image, size: np.zeros((3, size[1], size[0]), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    msgs, request, sizes = [], [], []
+    for role, content in spec:
+        if role == "system":
+            msgs.append(SystemMessage(content=content))
+            request.append({"role": role, "content": content})
+        elif role == "assistant":
+            msgs.append(AssistantMessage(content=content))
+            request.append({"role": role, "content": content})
+        elif isinstance(content, str):
+            msgs.append(UserMessage(content=content))
+            request.append({"role": role, "content": content})
+        else:
+            chunks, parts = [], []
+            for c in content:
+                if isinstance(c, str):
+                    chunks.append(TextChunk(text=c))
+                    parts.append({"type": "text", "text": c})
+                else:
+                    pixels = rng.integers(0, 256, size=(c[1], c[0], 3), dtype=np.uint8)
+                    chunks.append(ImageChunk(image=Image.fromarray(pixels)))
+                    parts.append({"type": "image"})
+                    sizes.append(list(c))
+            msgs.append(UserMessage(content=chunks))
+            request.append({"role": role, "content": parts})
+    r = tok.encode_chat_completion(ChatCompletionRequest(messages=msgs))
+    raw = tok.instruct_tokenizer.tokenizer
+    img, brk, end = (raw.get_special_token(t) for t in ("[IMG]", "[IMG_BREAK]", "[IMG_END]"))
+    grids, rows, cols = [], 0, 0
+    for t in r.tokens:  # each image: rows of [IMG] x cols, closed by [IMG_BREAK] / [IMG_END]
+        if t == img:
+            cols += 1
+        elif t in (brk, end):
+            rows += 1
+            if t == end:
+                grids.append({"rows": rows, "cols": cols})
+                rows = 0
+            cols = 0
+    return {"request": {"messages": request}, "image_sizes": sizes, "grids": grids, "tokens": r.tokens,
+            "text": tok.decode(r.tokens, special_token_policy=SpecialTokenPolicy.KEEP)}
+
+
 def render(tok, request):
     r = tok.encode_chat_completion(ChatCompletionRequest(**request))
     return {"text": tok.decode(r.tokens, special_token_policy=SpecialTokenPolicy.KEEP), "tokens": r.tokens}
@@ -128,13 +188,15 @@ def render(tok, request):
 def main():
     out = {"reference": f"mistral-common {mistral_common.__version__}: MistralTokenizer.from_file(...)."
                         "encode_chat_completion(ChatCompletionRequest(messages=..., tools=...)) and Tekkenizer.encode",
-           "v3": {}, "v7": {}, "unicode": {}}
+           "v3": {}, "v3_images": {}, "v7": {}, "unicode": {}}
     for name in ("tekken_240718.json", "tekken_240911.json"):
         path = os.path.join(DATA, name)
         assert json.load(open(path))["config"]["version"] == "v3"
         tok = MistralTokenizer.from_file(path)
         cases = {**TEXT_CASES, **TOOL_CASES}
         out["v3"][name] = {k: {"request": v, **render(tok, v)} for k, v in cases.items()}
+        if name == "tekken_240911.json":
+            out["v3_images"][name] = {k: image_case(tok, v) for k, v in IMAGE_CASES.items()}
         raw = tok.instruct_tokenizer.tokenizer
         out["unicode"][name] = [{"text": s, "ids": raw.encode(s, bos=False, eos=False)} for s in UNICODE_STRINGS]
     with tempfile.TemporaryDirectory() as tmp:
