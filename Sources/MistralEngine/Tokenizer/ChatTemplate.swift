@@ -76,7 +76,12 @@ public enum ChatTemplate: Sendable {
         var name = Substring(jinja)
         while let c = name.first, c.isWhitespace { name.removeFirst() }
         while let c = name.last, c.isWhitespace { name.removeLast() }
-        if let t = ChatTemplate(name: String(name)) { return t }
+        switch name {  // llama.cpp's names; its "mistral-v3" is the SentencePiece form (spaces around [INST])
+        case "mistral-v7", "mistral-v7-tekken": return .mistralV7
+        case "mistral-v3-tekken": return .mistralV3
+        case "chatml": return .chatML
+        default: break
+        }
         if jinja.contains("[SYSTEM_PROMPT]") && jinja.contains("[INST]") && jinja.contains("[/INST]") {
             return .mistralV7
         }
