@@ -80,8 +80,8 @@ public func mistral_chat_tokenize(_ model: OpaquePointer?, _ templateName: Unsaf
 /// A JSON chat request plus its images (handles, in the order of the request's image parts).
 func chatRequest(_ m: Model, _ json: UnsafePointer<CChar>?, _ len: Int, _ images: UnsafePointer<OpaquePointer?>?,
                  _ nImages: Int) throws -> (ChatRequest, [ImageHandle]) {
-    guard len <= maxTextBytes else { throw invalid("len is out of range") }
-    guard nImages <= 1 << 16 else { throw invalid("n_images is out of range") }
+    guard len >= 0, len <= maxTextBytes else { throw invalid("len is out of range") }  // a negative size_t
+    guard nImages >= 0, nImages <= 1 << 16 else { throw invalid("n_images is out of range") }
     let start = len > 0 ? UnsafeRawPointer(try require(json, "request_json")) : nil
     let bytes = UnsafeBufferPointer(start: start?.assumingMemoryBound(to: UInt8.self), count: len)
     guard let text = String(validating: bytes, as: UTF8.self) else { throw invalid("request_json is not valid UTF-8") }

@@ -96,6 +96,7 @@ static void check_call(const mistral_tool_calls *calls, size_t i, const char *na
 
 static int parse(const mistral_model *model) {
     mistral_tool_calls *calls = NULL;
+    size_t n_ids = 0;
     /* one call, from tokens and from text */
     const char *one = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Paris\"}, \"id\": \"a1b2c3d4e\"}]";
     for (int via_text = 0; via_text < 2; via_text++) {
@@ -134,6 +135,10 @@ static int parse(const mistral_model *model) {
     CHECK(mistral_tool_calls_parse_text(NULL, 3, &calls) == MISTRAL_ERR_INVALID_ARGUMENT, "NULL text");
     CHECK(mistral_tool_calls_parse_text("\xff", 1, &calls) == MISTRAL_ERR_INVALID_ARGUMENT, "invalid UTF-8");
     CHECK(mistral_tool_calls_parse(NULL, NULL, 0, &calls) == MISTRAL_ERR_INVALID_ARGUMENT, "NULL model");
+    CHECK(mistral_tool_calls_parse(model, NULL, (size_t)-1, &calls) == MISTRAL_ERR_INVALID_ARGUMENT, "size (size_t)-1");
+    CHECK(mistral_tool_calls_parse_text("x", (size_t)-1, &calls) == MISTRAL_ERR_INVALID_ARGUMENT, "len (size_t)-1");
+    CHECK(mistral_chat_tokenize_json(model, NULL, "{}", (size_t)-1, NULL, 0, 0, NULL, 0, &n_ids) == MISTRAL_ERR_INVALID_ARGUMENT,
+          "request len (size_t)-1");
     CHECK(mistral_tool_calls_parse_text("x", 1, NULL) == MISTRAL_ERR_INVALID_ARGUMENT, "NULL out");
     CHECK(mistral_tool_calls_count(NULL) == 0 && mistral_tool_calls_json(NULL) == NULL, "NULL handle getters");
     mistral_tool_calls_free(NULL);

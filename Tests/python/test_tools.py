@@ -106,10 +106,14 @@ def test_bad_requests(vocab):
     assert e.value.status == mistral.ERR_UNSUPPORTED
     # the C entry point with raw bytes: invalid UTF-8, NULL with a length, truncated JSON
     n = mistral.ctypes.c_size_t(0)
-    for data, length in [(b'{"messages": [{"role": "user", "content": "\xff"}]}', None), (None, 5), (b'{"messages": [', None)]:
+    for data, length in [(b'{"messages": [{"role": "user", "content": "\xff"}]}', None), (None, 5), (b'{"messages": [', None),
+                         (b"{}", 2**64 - 2)]:
         st = mistral._lib.mistral_chat_tokenize_json(m.handle, None, data, len(data) if length is None else length,
                                                     None, 0, 1, None, 0, mistral.ctypes.byref(n))
         assert st == mistral.ERR_INVALID_ARGUMENT
+    st = mistral._lib.mistral_chat_tokenize_json(m.handle, None, b"{}", 2, None, 2**64 - 1, 1, None, 0,
+                                                mistral.ctypes.byref(n))  # n_images = (size_t)-1
+    assert st == mistral.ERR_INVALID_ARGUMENT
 
 
 # ---- Must show 3: parsing the model's calls ---------------------------------------------------------------------
