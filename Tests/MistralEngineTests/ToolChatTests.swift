@@ -104,6 +104,31 @@ final class ToolChatTests: XCTestCase {
         }
     }
 
+    /// Seeded random conversations: equal ids where mistral-common renders, an invalid-argument error where it refuses.
+    func checkRandom(_ template: ChatTemplate, _ key: String) throws {
+        let tok = try SharedTekken.shared.get()
+        let cases = try XCTUnwrap(try orderedFixture("mistral-common/references.json")["random"]?[key]?.array)
+        XCTAssertEqual(cases.count, 120)
+        var rendered = 0
+        for (i, c) in cases.enumerated() {
+            let request = try XCTUnwrap(c["request"])
+            if let error = c["error"]?.string {
+                XCTAssertThrowsError(try template.render(try ChatRequest.parse(request), tokenizer: tok, addGenerationPrompt: true),
+                                     "\(key) #\(i): mistral-common raised \(error)") {
+                    XCTAssertEqual(($0 as? MistralError)?.status, .invalidArgument)
+                }
+            } else {
+                let got = try template.render(try ChatRequest.parse(request), tokenizer: tok, addGenerationPrompt: true)
+                XCTAssertEqual(got, ids(c["tokens"]), "\(key) #\(i)")
+                rendered += 1
+            }
+        }
+        XCTAssertGreaterThan(rendered, 100)
+    }
+
+    func testRandomConversationsV3() throws { try checkRandom(.mistralV3, "v3 tekken_240911.json") }
+    func testRandomConversationsV7() throws { try checkRandom(.mistralV7, "v7 tekken_240911.json relabelled v7") }
+
     func testTemplateNamesAndDetection() throws {
         XCTAssertEqual(ChatTemplate(name: "mistral-v3"), .mistralV3)
         XCTAssertEqual(ChatTemplate.mistralV3.name, "mistral-v3")

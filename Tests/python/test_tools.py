@@ -64,6 +64,23 @@ def test_v3_renderings(vocab, file):
         assert m.detokenize(ids, special=True) == c["text"], (file, name)
 
 
+@pytest.mark.parametrize("key,template", [("v3 tekken_240911.json", None),
+                                          ("v7 tekken_240911.json relabelled v7", "mistral-v7")])
+def test_random_conversations(vocab, key, template):
+    # seeded random conversations: mistral-common's ids, or an error where mistral-common refuses the request
+    m = vocab["tekken_240911.json"]
+    cases = REFS["random"][key]
+    assert len(cases) == 120
+    for i, c in enumerate(cases):
+        r = c["request"]
+        if "error" in c:
+            with pytest.raises(mistral.MistralError) as e:
+                m.chat_tokenize(r["messages"], tools=r.get("tools"), template=template)
+            assert e.value.status == mistral.ERR_INVALID_ARGUMENT, (i, c["error"])
+        else:
+            assert m.chat_tokenize(r["messages"], tools=r.get("tools"), template=template) == c["tokens"], i
+
+
 def test_v3_text_only_takes_struct_path(vocab):
     # plain text conversations go through mistral_chat_tokenize (the struct form): same V3 result
     c = REFS["v3"]["tekken_240911.json"]["multi_turn"]

@@ -12,11 +12,15 @@ Run: python3 -m pip install mistral-common==1.13.1 && python3 Tests/Fixtures/mis
   content and tool calls in one assistant message, a tool without a description.
 - "v3_images": V3 renderings with images for tekken_240911.json (it carries Pixtral 12B's image config): the
   request's {"type": "image"} parts stand for images of the given sizes, whose [IMG] grids are recorded.
+- "random": 120 seeded random conversations (roles, empty and space-padded texts, tools, calls with and without
+  valid ids or JSON arguments, tool results) rendered as V3 (tekken_240911.json as shipped) and V7 (relabelled),
+  each with its ids or "error" when mistral-common refuses it.
 - "unicode": Tekkenizer.encode of strings with code points new in Unicode 16.0 and 17.0 (tiktoken's regex
   classes by Unicode 16.0, so 17.0 additions are unassigned there).
 """
 import json
 import os
+import random
 import shutil
 import tempfile
 
@@ -180,6 +184,63 @@ def image_case(tok, spec):
             "text": tok.decode(r.tokens, special_token_policy=SpecialTokenPolicy.KEEP)}
 
 
+TEXTS = ["", " ", "Hi", "  padded  ", "Bonjour à tous", "[INST] not a token [/INST]", "line\nbreak", "日本語",
+         '{"a": 1}', "42", "x  ", "null"]
+ARGS = ['{"city": "Paris"}', '{"city":"Zürich","n":[1,2.5]}', "", "not json", "{}", '{"q": {"deep": [true, null]}}']
+IDS = ["a1b2c3d4e", "ZZZZZZZZ9", "k0k1k2k3k", "bad", None]
+
+
+def random_request(rng):
+    """A conversation of the usual shape (system prompts, user turns, assistant answers or calls with their
+    results, ending with a user or tool message), with one random defect in about one case in eight."""
+    msgs = [{"role": "system", "content": rng.choice(TEXTS)} for _ in range(rng.choice([0, 0, 1, 2]))]
+    if rng.random() < 0.15:
+        msgs.append({"role": "assistant", "content": rng.choice(TEXTS[2:])})
+    turns = rng.randint(1, 3)
+    for turn in range(turns):
+        for _ in range(rng.choice([1, 1, 2])):
+            msgs.append({"role": "user", "content": rng.choice(TEXTS)})
+        if rng.random() < 0.15:
+            msgs.append({"role": "system", "content": rng.choice(TEXTS)})
+        last = turn == turns - 1
+        if rng.random() < 0.5:
+            ids = rng.sample(IDS[:3], rng.randint(1, 2))
+            calls = [{"id": i, "type": "function", "function": {
+                "name": rng.choice(["get_weather", "search_flights"]), "arguments": rng.choice(ARGS)}} for i in ids]
+            msgs.append({"role": "assistant", "content": rng.choice([None] * 8 + ["", "Sure.  "]), "tool_calls": calls})
+            for i in ids:
+                msgs.append({"role": "tool", "tool_call_id": i, "name": "get_weather", "content": rng.choice(TEXTS)})
+            if not last and rng.random() < 0.7:
+                msgs.append({"role": "assistant", "content": rng.choice(TEXTS[2:])})
+        elif not last:
+            msgs.append({"role": "assistant", "content": rng.choice(TEXTS[2:])})
+        if last:
+            break
+    if rng.random() < 0.12:  # one defect
+        k = rng.randrange(len(msgs))
+        defect = rng.choice(["bad id", "no id", "drop", "empty assistant"])
+        m = msgs[k]
+        if defect == "bad id" and m.get("tool_calls"):
+            m["tool_calls"][0]["id"] = "bad"
+        elif defect == "no id" and m.get("tool_calls"):
+            del m["tool_calls"][0]["id"]
+        elif defect == "drop":
+            del msgs[k]
+        elif defect == "empty assistant" and m["role"] == "assistant":
+            m["content"], m["tool_calls"] = "", None
+    req = {"messages": msgs}
+    if rng.random() < 0.6:
+        req["tools"] = rng.choice([[WEATHER], [WEATHER, FLIGHTS], [NO_DESCRIPTION]])
+    return req
+
+
+def render_or_error(tok, request):
+    try:
+        return {"request": request, "tokens": tok.encode_chat_completion(ChatCompletionRequest(**request)).tokens}
+    except Exception as e:  # mistral-common refuses it: so must we
+        return {"request": request, "error": type(e).__name__}
+
+
 def render(tok, request):
     r = tok.encode_chat_completion(ChatCompletionRequest(**request))
     return {"text": tok.decode(r.tokens, special_token_policy=SpecialTokenPolicy.KEEP), "tokens": r.tokens}
@@ -188,7 +249,7 @@ def render(tok, request):
 def main():
     out = {"reference": f"mistral-common {mistral_common.__version__}: MistralTokenizer.from_file(...)."
                         "encode_chat_completion(ChatCompletionRequest(messages=..., tools=...)) and Tekkenizer.encode",
-           "v3": {}, "v3_images": {}, "v7": {}, "unicode": {}}
+           "v3": {}, "v3_images": {}, "v7": {}, "random": {}, "unicode": {}}
     for name in ("tekken_240718.json", "tekken_240911.json"):
         path = os.path.join(DATA, name)
         assert json.load(open(path))["config"]["version"] == "v3"
@@ -197,6 +258,8 @@ def main():
         out["v3"][name] = {k: {"request": v, **render(tok, v)} for k, v in cases.items()}
         if name == "tekken_240911.json":
             out["v3_images"][name] = {k: image_case(tok, v) for k, v in IMAGE_CASES.items()}
+            rng = random.Random(1234)
+            out["random"]["v3 " + name] = [render_or_error(tok, random_request(rng)) for _ in range(120)]
         raw = tok.instruct_tokenizer.tokenizer
         out["unicode"][name] = [{"text": s, "ids": raw.encode(s, bos=False, eos=False)} for s in UNICODE_STRINGS]
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,8 +269,11 @@ def main():
         json.dump(cfg, open(path, "w"))
         tok = MistralTokenizer.from_file(path)
         out["v7"]["tekken_240911.json relabelled v7"] = {k: {"request": v, **render(tok, v)} for k, v in V7_EXTRA.items()}
+        rng = random.Random(1234)
+        out["random"]["v7 tekken_240911.json relabelled v7"] = [render_or_error(tok, random_request(rng))
+                                                                for _ in range(120)]
     with open(os.path.join(HERE, "references.json"), "w") as f:
-        json.dump(out, f, ensure_ascii=False, indent=1)
+        json.dump(out, f, ensure_ascii=False, separators=(",", ":"))  # compact: the id lists are long
         f.write("\n")
 
 
