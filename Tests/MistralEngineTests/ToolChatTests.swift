@@ -235,6 +235,21 @@ final class ToolChatTests: XCTestCase {
         XCTAssertEqual(tekken.split("ab\u{1C89}cd"), ["ab", "\u{1C89}cd"])
     }
 
+    func testGGUFCodePointsAsLlamaCpp() throws {
+        let f = try orderedFixture("unicode-llamacpp/references.json")
+        let paths = ["tiny-s-f32.gguf": TestPaths.fixtures + "/tiny-s/gguf/tiny-s-f32.gguf",
+                     "SmolLM2-135M-Instruct.Q4_1.gguf": TestPaths.smolLM2]
+        for (name, path) in paths {
+            let tok = try Model(path: path, options: ModelLoadOptions(vocabOnly: true)).tokenizer
+            let cases = try XCTUnwrap(f["models"]?[name]?.array)
+            XCTAssertEqual(cases.count, 21)
+            for c in cases {
+                let s = try XCTUnwrap(c["text"]?.string)
+                XCTAssertEqual(tok.tokenize(s, addBos: false, parseSpecial: false), ids(c["ids"]), "\(name) \(s.debugDescription)")
+            }
+        }
+    }
+
     func testGGUFClassesFollowLlamaCppTables() throws {
         // llama.cpp 0c1e57098's tables are Unicode 15.1: U+1C89 (16.0) is not a letter there, U+31350 (15.0) is
         let gpt2 = try PreTokenizer(name: "gpt2")

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 import mistral
-from conftest import BUILD, FIXTURES, ROOT, fixture
+from conftest import BUILD, FIXTURES, MODEL_PATH, ROOT, fixture
 
 TINY_TEKKEN = os.path.join(FIXTURES, "tiny-s", "tokenizer", "tekken.json")
 TEKKEN = {name: os.environ.get("MISTRAL_" + name.upper().replace(".JSON", ""), os.path.join(ROOT, "models", name))
@@ -94,6 +94,17 @@ def test_unicode17_code_points(vocab, file):
     assert len(cases) == 13
     for c in cases:
         assert vocab[file].tokenize(c["text"]) == c["ids"], ascii(c["text"])
+
+
+@pytest.mark.parametrize("name", ["tiny-s-f32.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"])
+def test_gguf_code_points_as_llamacpp(name):
+    # GGUF BPE classes by llama.cpp's tables (Unicode 15.1): 16.0 and 17.0 additions are unassigned there
+    path = os.path.join(FIXTURES, "tiny-s", "gguf", name) if name.startswith("tiny") else MODEL_PATH
+    m = mistral.Model(path, vocab_only=True)
+    cases = fixture("unicode-llamacpp/references.json")["models"][name]
+    assert len(cases) == 21
+    for c in cases:
+        assert m.tokenize(c["text"]) == c["ids"], ascii(c["text"])
 
 
 # ---- request errors ---------------------------------------------------------------------------------------------
