@@ -15,7 +15,7 @@ func usage() -> String {
       mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX]
                            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]...
                            [--ignore-eos] [--no-special]
-      mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|chatml]
+      mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|mistral-v3|chatml]
                        [-n N] [--temp T] [-t THREADS] ...
       mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
       mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32|q8_0]
@@ -150,7 +150,7 @@ func runChat(_ a: Arguments) throws {
         template = t
     } else {
         guard let t = model.chatTemplate else {
-            throw UsageError(message: "the model's chat template is not recognised; pass --template mistral-v7|chatml")
+            throw UsageError(message: "the model's chat template is not recognised; pass --template mistral-v7|mistral-v3|chatml")
         }
         template = t
     }

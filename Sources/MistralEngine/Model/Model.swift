@@ -33,6 +33,12 @@ public final class Model: Sendable {
     /// How images are cut into tokens (also known to vocab-only loads of multimodal checkpoints).
     public let visionConfig: VisionConfig?
 
+    /// A Tekken tokenizer's template follows its file's version (V3 or V7); other tokenizers in a Mistral folder
+    /// get V7.
+    static func tekkenTemplate(_ tokenizer: any Tokenizer) -> ChatTemplate {
+        (tokenizer as? TekkenTokenizer).map { ChatTemplate.forTekken(version: $0.version) } ?? .mistralV7
+    }
+
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
         self.path = path
         let explicitTokenizer = try o.tokenizerPath.map { try TekkenTokenizer.load(path: $0) as any Tokenizer }
@@ -41,7 +47,7 @@ public final class Model: Sendable {
             let gguf = try GGUFFile(file: MappedFile(path: p))
             format = "gguf"
             tokenizer = try explicitTokenizer ?? BPETokenizer.fromGGUF(gguf)
-            chatTemplate = explicitTokenizer != nil ? .mistralV7
+            chatTemplate = explicitTokenizer != nil ? Model.tekkenTemplate(tokenizer)
                 : (try gguf.string("tokenizer.chat_template")).flatMap { ChatTemplate.detect(jinja: $0) }
             let mmproj = try o.mmprojPath.map { try GGUFFile(path: $0) }
             visionConfig = try mmproj.map { try VisionConfig.fromGGUF($0) }
@@ -59,7 +65,7 @@ public final class Model: Sendable {
         case .huggingFace(let folder):
             format = "huggingface"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
-            chatTemplate = .mistralV7
+            chatTemplate = Model.tekkenTemplate(tokenizer)
             let json = try readJSONFile(folder + "/config.json")
             let config = try LlamaConfig.fromHuggingFace(json)
             arch = config.arch
@@ -79,7 +85,7 @@ public final class Model: Sendable {
         case .native(let folder):
             format = "native"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
-            chatTemplate = .mistralV7
+            chatTemplate = Model.tekkenTemplate(tokenizer)
             let json = try readJSONFile(folder + "/params.json")
             let config = try LlamaConfig.fromNative(json)
             arch = config.arch
@@ -98,7 +104,7 @@ public final class Model: Sendable {
         case .tekkenJSON(let p):
             format = "tekken"
             tokenizer = try explicitTokenizer ?? TekkenTokenizer.load(path: p)
-            chatTemplate = .mistralV7
+            chatTemplate = Model.tekkenTemplate(tokenizer)
             arch = "tokenizer"
             weights = nil
             vision = nil

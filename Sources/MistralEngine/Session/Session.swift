@@ -48,6 +48,8 @@ public final class Session {
     private var sampler = Sampler()
     public private(set) var lastStopReason = StopReason.none
     public private(set) var lastGenerated = 0
+    /// The tokens the last generate call sampled (its EOG token excluded), for parsing tool calls from them.
+    private var generatedTokens: [Int32] = []
     /// Set while a call runs; a second call (another thread, or re-entrant from a callback) is refused.
     private let busy = Atomic<Bool>(false)
 
@@ -265,6 +267,9 @@ public final class Session {
     /// Evaluates `prompt`, then samples until a stop condition. `onText(bytes, token)` gets complete UTF-8 text
     /// and returns false to stop. Throws contextFull (after delivering the text so far) and cancelled.
     @discardableResult
+    /// The tokens sampled by the last generate call (refused, like any call, while another one runs).
+    public func lastGeneratedTokens() throws -> [Int32] { try exclusive { generatedTokens } }
+
     public func generate(prompt: [Int32], options o: GenerateOptions,
                          onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
         try generate(prompt: prompt, makeOptions: { o }, onText: onText)
@@ -286,6 +291,7 @@ public final class Session {
                                 onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
         lastStopReason = .none
         lastGenerated = 0
+        generatedTokens.removeAll(keepingCapacity: true)
         var prompt = prompt
         if o.reusePrefix {
             prompt = Array(prompt[try keepCommonPrefix(prompt)...])
@@ -318,6 +324,7 @@ public final class Session {
             }
             try evalTokens([token])
             lastGenerated += 1
+            generatedTokens.append(token)
             let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
             if !deliver(text, token) { reason = .callback; break loop }
             if stream.stopped { reason = .stopString; break }
