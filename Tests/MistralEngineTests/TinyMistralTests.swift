@@ -83,14 +83,16 @@ final class TinyMistralTests: XCTestCase {
         XCTAssertGreaterThan(q8, f16, "q8_0 rounding should be visible; is the cache still f16?")
     }
 
-    /// Tiled attention: a 150-token prompt spans three 64-position KV blocks and many 8-token query blocks;
-    /// evaluated in one chunk, in chunks of 7 and token by token, every position's logits agree (f32 cache).
+    /// Tiled attention: a 600-token prompt spans ten 64-position KV blocks and many 8-token query blocks;
+    /// evaluated in chunks of 512, of 7 and token by token (decode, split over position ranges from 512 on),
+    /// every position's logits agree (f32 cache).
     func testTiledAttentionIndependentOfChunking() throws {
         let model = try load("gguf/tiny-s-f32.gguf")
-        let ids = (0..<150).map { Int32(($0 * 7919 + 11) % 4000 + 20) }
-        let whole = try logits(model, ids, nBatch: 512, nCtx: 256)
+        // 600 tokens: one at a time, positions from 512 on run the split decode (2 ranges of >= 256 positions)
+        let ids = (0..<600).map { Int32(($0 * 7919 + 11) % 4000 + 20) }
+        let whole = try logits(model, ids, nBatch: 512, nCtx: 640)
         for nBatch in [7, 1] {
-            let chunked = try logits(model, ids, nBatch: nBatch, nCtx: 256)
+            let chunked = try logits(model, ids, nBatch: nBatch, nCtx: 640)
             XCTAssertLessThan(maxAbsDiff(whole, chunked), 1e-4, "n_batch \(nBatch)")
         }
     }

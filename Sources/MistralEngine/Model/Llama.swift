@@ -392,12 +392,17 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
     /// Per thread: a block of keys and values as floats, and the scores and running max / sum of its queries.
     let attnScratch: UnsafeMutablePointer<Float>
     let attnScratchStride: Int
+    /// Split decode attention's partial results: maxSplits x nHead x (headDim outputs, max, sum).
+    let attnPartials: UnsafeMutablePointer<Float>
     let acts: ActivationBatch
     private var allocations: [UnsafeMutableRawPointer] = []
 
     /// Positions per attention block, and query tokens per attention task.
     static let kvBlock = 64
     static let queryTokens = 8
+    /// Decode attention splits its positions into at most this many ranges of at least minSplitPositions.
+    static let maxSplits = 16
+    static let minSplitPositions = 256
 
     init(config c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType = .f16) throws {
         self.nBatch = nBatch
@@ -411,6 +416,7 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
         }
         let maxQueries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
         attnScratchStride = 2 * LlamaState.kvBlock * c.headDim + maxQueries * (LlamaState.kvBlock + 2)
+            + 2 * (c.nHead / max(1, c.nKVHead))  // the split decode's running max / sum
         do {
             let wide = max(c.nEmbd, c.qDim)
             x = try buffer(nBatch * c.nEmbd, "activations")
@@ -425,6 +431,7 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
             ropeCos = try buffer(nBatch * c.rotDim / 2, "rope table")
             ropeSin = try buffer(nBatch * c.rotDim / 2, "rope table")
             attnScratch = try buffer(threads * attnScratchStride, "attention scratch")
+            attnPartials = try buffer(LlamaState.maxSplits * c.nHead * (c.headDim + 2), "attention partials")
             cache = try KVCache(config: c, nCtx: nCtx, type: kvType)
             acts = try ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim))
         } catch {
@@ -541,82 +548,153 @@ extension LlamaWeights {
         let c = config
         let hd = c.headDim, qDim = c.qDim
         let group = c.nHead / c.nKVHead
-        let scale = 1 / Float(hd).squareRoot()
-        let qt = LlamaState.queryTokens, block = LlamaState.kvBlock
+        let qt = LlamaState.queryTokens
+        // Decode at depth: few (KV head, query block) tasks but many positions — split the positions too, so
+        // every thread works, and merge the partial softmaxes after.
+        if a.n == 1 {
+            let total = a.startPos + 1
+            let splits = min(LlamaState.maxSplits, total / LlamaState.minSplitPositions)
+            if splits > 1 && c.nKVHead < 4 * pool.threadCount {
+                splitDecodeAttention(a, splits: splits, pool: pool)
+                return
+            }
+        }
         let tokenBlocks = (a.n + qt - 1) / qt
         let tasks = tokenBlocks * c.nKVHead
         let threads = pool.threadCount
         pool.run { tid in
             let s = a.state
             let scratch = s.attnScratch + tid * s.attnScratchStride
-            let kBuf = scratch, vBuf = scratch + block * hd
-            let scores = vBuf + block * hd
             let maxQ = qt * group
-            let runMax = scores + maxQ * block, runSum = runMax + maxQ
+            let runMax = scratch + 2 * LlamaState.kvBlock * hd + maxQ * LlamaState.kvBlock, runSum = runMax + maxQ
             for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
                 let kvh = task % c.nKVHead
                 let t0 = (task / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
                 let nq = (t1 - t0) * group
-                for i in 0..<nq {
-                    runMax[i] = -.infinity
-                    runSum[i] = 0
-                    let t = t0 + i / group, h = kvh * group + i % group
-                    (s.attn + t * qDim + h * hd).update(repeating: 0, count: hd)
+                @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> {
+                    s.attn + (t0 + i / group) * qDim + (kvh * group + i % group) * hd
                 }
-                let end = a.startPos + t1  // positions the last token of the block sees
-                var p0 = 0
-                while p0 < end {
-                    let p1 = min(p0 + block, end)
-                    s.cache.load(s.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
-                    s.cache.load(s.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
-                    for i in 0..<nq {
-                        let t = t0 + i / group, h = kvh * group + i % group
-                        let visible = min(p1, a.startPos + t + 1)  // causal: positions <= this token's
-                        guard visible > p0 else { continue }
-                        let q = UnsafePointer(s.q + t * qDim + h * hd)
-                        let sc = scores + i * block
-                        var blockMax = -Float.infinity
-                        for p in p0..<visible {
-                            let v = dot(q, kBuf + (p - p0) * hd, hd) * scale
-                            sc[p - p0] = v
-                            blockMax = max(blockMax, v)
-                        }
-                        let newMax = max(runMax[i], blockMax)
-                        let out = s.attn + t * qDim + h * hd
-                        if runMax[i] > -.infinity && runMax[i] < newMax {
-                            let correction = expf(runMax[i] - newMax)
-                            runSum[i] *= correction
-                            for j in 0..<hd { out[j] *= correction }
-                        }
-                        runMax[i] = newMax
-                        // exp of the block's scores 16 at a time; tail lanes are never stored or summed
-                        let count = visible - p0
-                        var sum16 = SIMD16<Float>()
-                        var j = 0
-                        while j + 16 <= count {
-                            let e = VisionAttention.exp16(UnsafeRawPointer(sc + j).loadUnaligned(as: SIMD16<Float>.self) - newMax)
-                            UnsafeMutableRawPointer(sc + j).storeBytes(of: e, as: SIMD16<Float>.self)
-                            sum16 += e
-                            j += 16
-                        }
-                        var tail: Float = 0
-                        while j < count {
-                            sc[j] = expf(sc[j] - newMax)
-                            tail += sc[j]
-                            j += 1
-                        }
-                        for p in 0..<count { axpy(sc[p], vBuf + p * hd, out, hd) }
-                        runSum[i] += sum16.sum() + tail
-                    }
-                    p0 = p1
-                }
+                attend(a, kvh: kvh, t0: t0, nq: nq, positions: 0..<(a.startPos + t1), scratch: scratch,
+                       out: out, runMax: runMax, runSum: runSum)
                 for i in 0..<nq {
-                    let t = t0 + i / group, h = kvh * group + i % group
-                    let out = s.attn + t * qDim + h * hd
+                    let o = out(i)
                     let inv = runSum[i] > 0 ? 1 / runSum[i] : 0
-                    for j in 0..<hd { out[j] *= inv }
+                    for j in 0..<hd { o[j] *= inv }
                 }
             }
+        }
+    }
+
+    /// One token's attention with the positions cut into `splits` ranges: task (KV head, range) writes its
+    /// queries' unnormalized output, running max and sum to the partials; then each head merges its ranges
+    /// (out = Σ_s e^(m_s - m) out_s / Σ_s e^(m_s - m) sum_s), as flash-decoding does.
+    private func splitDecodeAttention(_ a: AttentionArgs, splits: Int, pool: WorkerPool) {
+        let c = config
+        let hd = c.headDim, group = c.nHead / c.nKVHead
+        let total = a.startPos + 1, stride = hd + 2
+        let threads = pool.threadCount, tasks = c.nKVHead * splits
+        let s = a.state
+        pool.run { tid in
+            let scratch = s.attnScratch + tid * s.attnScratchStride
+            for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
+                let kvh = task % c.nKVHead, sp = task / c.nKVHead
+                // partial (sp, head h): out[hd], max, sum
+                @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> {
+                    s.attnPartials + (sp * c.nHead + kvh * group + i) * stride
+                }
+                let lo = sp * total / splits, hi = (sp + 1) * total / splits
+                let maxs = scratch + s.attnScratchStride - 2 * group, sums = maxs + group
+                attend(a, kvh: kvh, t0: 0, nq: group, positions: lo..<hi, scratch: scratch, out: out,
+                       runMax: maxs, runSum: sums)
+                for i in 0..<group {
+                    out(i)[hd] = maxs[i]
+                    out(i)[hd + 1] = sums[i]
+                }
+            }
+        }
+        for h in 0..<c.nHead {
+            let dst = s.attn + h * hd
+            var m = -Float.infinity
+            for sp in 0..<splits { m = max(m, s.attnPartials[(sp * c.nHead + h) * stride + hd]) }
+            dst.update(repeating: 0, count: hd)
+            var sum: Float = 0
+            for sp in 0..<splits {
+                let part = s.attnPartials + (sp * c.nHead + h) * stride
+                guard part[hd] > -.infinity else { continue }
+                let w = expf(part[hd] - m)
+                sum += w * part[hd + 1]
+                axpy(w, part, dst, hd)
+            }
+            let inv = sum > 0 ? 1 / sum : 0
+            for j in 0..<hd { dst[j] *= inv }
+        }
+    }
+
+    /// Online-softmax attention of `nq` queries — query i is token t0 + i / group of query head
+    /// kvh * group + i % group — over `positions` of KV head kvh (causal: a token sees positions up to its own),
+    /// accumulating unnormalized outputs into out(i) with running max and sum. The per-thread scratch holds one
+    /// 64-position block of keys and values as floats and the block's scores.
+    @inline(__always)
+    private func attend(_ a: AttentionArgs, kvh: Int, t0: Int, nq: Int, positions: Range<Int>,
+                        scratch: UnsafeMutablePointer<Float>, out: (Int) -> UnsafeMutablePointer<Float>,
+                        runMax: UnsafeMutablePointer<Float>, runSum: UnsafeMutablePointer<Float>) {
+        let c = config
+        let hd = c.headDim, group = c.nHead / c.nKVHead, qDim = c.qDim
+        let scale = 1 / Float(hd).squareRoot()
+        let block = LlamaState.kvBlock
+        let s = a.state
+        let kBuf = scratch, vBuf = scratch + block * hd
+        let scores = vBuf + block * hd
+        for i in 0..<nq {
+            runMax[i] = -.infinity
+            runSum[i] = 0
+            out(i).update(repeating: 0, count: hd)
+        }
+        var p0 = positions.lowerBound
+        while p0 < positions.upperBound {
+            let p1 = min(p0 + block, positions.upperBound)
+            s.cache.load(s.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
+            s.cache.load(s.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
+            for i in 0..<nq {
+                let t = t0 + i / group, h = kvh * group + i % group
+                let visible = min(p1, a.startPos + t + 1)  // causal: positions <= this token's
+                guard visible > p0 else { continue }
+                let q = UnsafePointer(s.q + t * qDim + h * hd)
+                let sc = scores + i * block
+                var blockMax = -Float.infinity
+                for p in p0..<visible {
+                    let v = dot(q, kBuf + (p - p0) * hd, hd) * scale
+                    sc[p - p0] = v
+                    blockMax = max(blockMax, v)
+                }
+                let newMax = max(runMax[i], blockMax)
+                let o = out(i)
+                if runMax[i] > -.infinity && runMax[i] < newMax {
+                    let correction = expf(runMax[i] - newMax)
+                    runSum[i] *= correction
+                    for j in 0..<hd { o[j] *= correction }
+                }
+                runMax[i] = newMax
+                // exp of the block's scores 16 at a time; tail lanes are never stored or summed
+                let count = visible - p0
+                var sum16 = SIMD16<Float>()
+                var j = 0
+                while j + 16 <= count {
+                    let e = VisionAttention.exp16(UnsafeRawPointer(sc + j).loadUnaligned(as: SIMD16<Float>.self) - newMax)
+                    UnsafeMutableRawPointer(sc + j).storeBytes(of: e, as: SIMD16<Float>.self)
+                    sum16 += e
+                    j += 16
+                }
+                var tail: Float = 0
+                while j < count {
+                    sc[j] = expf(sc[j] - newMax)
+                    tail += sc[j]
+                    j += 1
+                }
+                for p in 0..<count { axpy(sc[p], vBuf + p * hd, o, hd) }
+                runSum[i] += sum16.sum() + tail
+            }
+            p0 = p1
         }
     }
 }
