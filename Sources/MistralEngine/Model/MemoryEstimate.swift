@@ -20,6 +20,11 @@ public struct MemoryEstimate: Sendable {
     /// Activations for one n_batch chunk, logits, rope tables, quantized inputs, per-thread attention scratch.
     public var scratchBytes = 0.0
 
+    /// What the headers say: the file's form ("gguf", "huggingface", "native", "tekken") and the decoder's shape
+    /// (nil for tokenizer-only and vocab-only estimates).
+    public var format = ""
+    public var config: LlamaConfig?
+
     public var totalBytes: Double { weightsBytes + visionBytes + tokenizerBytes + kvBytes + scratchBytes }
 
     /// Reads only headers and metadata (a GGUF's metadata, config.json / params.json, safetensors headers).
@@ -29,6 +34,7 @@ public struct MemoryEstimate: Sendable {
         var types = Set<GGMLType>()  // of the decoder's matrices as the forward pass sees them
         switch try ModelFormat.detect(path) {
         case .gguf(let p):
+            format = "gguf"
             let gguf = try GGUFFile(file: MappedFile(path: p))
             tokenizerBytes = MemoryEstimate.bpeTokenizerBytes(
                 tokens: gguf.metadata["tokenizer.ggml.tokens"]?.array?.count ?? 0,
@@ -45,6 +51,7 @@ public struct MemoryEstimate: Sendable {
                                                   inPlace: false, types: &types)
             }
         case .huggingFace(let folder):
+            format = "huggingface"
             let json = try readJSONFile(folder + "/config.json")
             let c = try LlamaConfig.fromHuggingFace(json)
             tokenizerBytes = MemoryEstimate.tekkenTokenizerBytes(vocab: c.nVocab)
@@ -58,6 +65,7 @@ public struct MemoryEstimate: Sendable {
                 }
             }
         case .native(let folder):
+            format = "native"
             let json = try readJSONFile(folder + "/params.json")
             let c = try LlamaConfig.fromNative(json)
             tokenizerBytes = MemoryEstimate.tekkenTokenizerBytes(vocab: c.nVocab)
@@ -71,11 +79,13 @@ public struct MemoryEstimate: Sendable {
                 }
             }
         case .tekkenJSON(let p):
+            format = "tekken"
             tokenizerBytes = MemoryEstimate.tekkenTokenizerBytes(vocab: try TekkenTokenizer.load(path: p).vocabSize)
         }
         if let t = o.tokenizerPath {
             tokenizerBytes = MemoryEstimate.tekkenTokenizerBytes(vocab: try TekkenTokenizer.load(path: t).vocabSize)
         }
+        self.config = config
         guard let c = config else { return }
         guard s.nCtx >= 0, s.nCtx <= 1 << 22 else { throw MistralError.invalid("n_ctx \(s.nCtx) is too large") }
         guard s.nBatch > 0, s.nBatch <= 8192 else { throw MistralError.invalid("n_batch must be in 1...8192, got \(s.nBatch)") }
