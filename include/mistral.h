@@ -307,7 +307,8 @@ typedef struct mistral_memory_estimate {
     uint64_t kv_bytes;              /* kv_bytes_per_position * n_ctx, touched as the context fills */
     uint64_t scratch_bytes;         /* activations of one n_batch chunk, logits, per-thread attention scratch */
     uint64_t other_bytes;           /* the tokenizer's tables and the vision encoder's weights */
-    uint64_t total_bytes;           /* the sum: the peak resident memory with a full context */
+    uint64_t total_bytes;           /* the sum: the peak resident memory with a full context (not counting the
+                                       library's own code and runtime, a few MB per process) */
 } mistral_memory_estimate;
 
 /* (since 0.3) Fills *out for loading `path` with `model_params` (weight_type, tokenizer_path, mmproj_path,
