@@ -117,3 +117,30 @@ def test_errors():
     out.kv_bytes = 77
     assert lib.mistral_model_estimate(MODEL_PATH.encode(), None, None, ctypes.byref(out)) == mistral.OK
     assert out.n_ctx == 4096 and out.weights_bytes > 0 and out.kv_bytes == 77
+
+
+def mapped_rss(path):
+    """Resident bytes of this process's mappings of `path` (/proc/self/smaps)."""
+    total, current = 0, None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and "-" in parts[0] and len(parts[0]) > 8 and ":" in parts[3]:
+                current = parts[5] if len(parts) > 5 else None
+            elif parts and parts[0] == "Rss:" and current == path:
+                total += int(parts[1]) * 1024
+    return total
+
+
+def test_converted_sources_are_released():
+    """What the estimate counts for --weights q8_0 (the converted copy only) holds: each float matrix's mapped
+    pages are dropped once converted, so the bf16 file does not stay resident next to its Q8_0 copy."""
+    st = os.path.realpath(os.path.join(TINY, "hf", "model.safetensors"))
+    with mistral.Model(os.path.join(TINY, "hf"), tokenizer_path=TEKKEN, weight_type="q8_0"):
+        converted = mapped_rss(st)
+    with mistral.Model(os.path.join(TINY, "hf"), tokenizer_path=TEKKEN) as m, \
+            mistral.Session(m, n_ctx=64, threads=1) as s:
+        s.eval(list(range(1, 40)))  # used in place: the forward pass reads (and keeps) the bf16 pages
+        in_place = mapped_rss(st)
+    assert in_place > 0.5 * os.path.getsize(st)
+    assert converted < 0.35 * in_place, (converted, in_place)
