@@ -449,6 +449,9 @@ func runTokenize(_ a: Arguments) throws {
 
 // MARK: info
 
+/// A byte count as an integer when it is one Int can hold (a hostile file's sizes may not be).
+func wholeNumber(_ x: Double) -> String { x.isFinite && abs(x) < 9e15 ? "\(Int(x))" : "\(x)" }
+
 func mib(_ bytes: Double) -> String {
     bytes >= 1_073_741_824 ? String(format1: bytes / 1_073_741_824) + " GiB" : String(format1: bytes / 1_048_576) + " MiB"
 }
@@ -479,7 +482,7 @@ func runInfo(_ a: Arguments) throws {
         let kv = kvName((try sessionOptions(a)).kvType)
         lines += ["memory for n_ctx \(e.nCtx), KV \(kv)\(load.convertTo.map { ", weights as \($0.name)" } ?? ""):",
                   "  weights:          \(mib(e.weightsBytes))",
-                  "  KV cache:         \(mib(e.kvBytes)) (\(Int(e.kvBytesPerPosition)) bytes per position)",
+                  "  KV cache:         \(mib(e.kvBytes)) (\(wholeNumber(e.kvBytesPerPosition)) bytes per position)",
                   "  scratch:          \(mib(e.scratchBytes))",
                   "  tokenizer:        \(mib(e.tokenizerBytes))"]
         if e.visionBytes > 0 { lines.append("  vision encoder:   \(mib(e.visionBytes))") }
