@@ -39,10 +39,14 @@ def venv(tmp_path_factory):
     wheels = list(dist.glob("libmistral-*.whl"))
     assert len(wheels) == 1
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = str(venv / "bin" / "python")
-    r = subprocess.run([py, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
-                        str(wheels[0])], capture_output=True, text=True, timeout=300)
+    install = ["install", "--no-index", "--no-deps", "--disable-pip-version-check", str(wheels[0])]
+    if subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, timeout=300).returncode == 0:
+        r = subprocess.run([py, "-m", "pip", *install], capture_output=True, text=True, timeout=300)
+    else:  # a Python without ensurepip (Debian's without python3-venv): this pip installs into the venv
+        subprocess.run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)], check=True, timeout=300)
+        r = subprocess.run([sys.executable, "-m", "pip", "--python", py, *install], capture_output=True, text=True,
+                           timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return {"wheel": wheels[0], "python": py, "cwd": tmp}
 
