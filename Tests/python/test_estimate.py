@@ -1,6 +1,8 @@
 """mistral_model_estimate (mistral.estimate): the memory a model and a session will need, computed before loading,
 is within 10 % of the peak resident memory measured when a process loads the model and fills the context — for
-SmolLM2 (Q4_1 GGUF) and tiny-s (f32 GGUF) at two context sizes each — and its parts follow the architecture."""
+SmolLM2 (Q4_1 GGUF) and tiny-s (f32 GGUF) at two context sizes each — and its parts follow the architecture.
+(tiny-s is 2.6 MB: its contexts are long enough for the model and its context, not malloc's reuse of a few hundred
+KB freed earlier in the process, to be what is measured.)"""
 import ctypes
 import json
 import os
@@ -41,8 +43,8 @@ print(json.dumps({"peak": status("VmHWM") - base, "n_ctx": s.n_ctx}))
 
 
 @pytest.mark.parametrize("path,n_ctx,kv", [(MODEL_PATH, 512, "f16"), (MODEL_PATH, 2048, "f16"),
-                                           (TINY_GGUF, 2048, "f32"), (TINY_GGUF, 8192, "f32")],
-                         ids=["smollm2-512", "smollm2-2048", "tiny-s-2048", "tiny-s-8192"])
+                                           (TINY_GGUF, 4096, "f32"), (TINY_GGUF, 8192, "f32")],
+                         ids=["smollm2-512", "smollm2-2048", "tiny-s-4096", "tiny-s-8192"])
 def test_estimate_within_10_percent_of_peak_rss(path, n_ctx, kv):
     e = mistral.estimate(path, n_ctx=n_ctx, kv_type=kv, threads=2)
     r = subprocess.run([sys.executable, "-c", MEASURE, os.path.join(ROOT, "bindings", "python"), path, str(n_ctx), kv],
