@@ -302,7 +302,8 @@ typedef struct mistral_memory_estimate {
     uint64_t weights_bytes;         /* decoder weights resident once loaded: used in place from the mapping (a GGUF
                                        file is read whole), plus the copies weight_type converts */
     uint64_t kv_bytes_per_position; /* keys + values of one position, every layer, in session_params->kv_type:
-                                       2 * n_layer * n_kv_head * head_dim * (2 for f16, 4 for f32) */
+                                       2 * n_layer * n_kv_head * head_dim * (2 for f16, 4 for f32, 34/32 for
+                                       q8_0) */
     uint64_t n_ctx;                 /* the context the session would get (n_ctx 0 resolved as session_create does) */
     uint64_t kv_bytes;              /* kv_bytes_per_position * n_ctx, touched as the context fills */
     uint64_t scratch_bytes;         /* activations of one n_batch chunk, logits, per-thread attention scratch */

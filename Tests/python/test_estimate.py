@@ -64,6 +64,7 @@ def test_parts_follow_the_architecture():
     # SmolLM2-135M: 30 layers, 3 KV heads of 64
     assert e16.kv_bytes_per_position == 2 * 30 * 3 * 64 * 2
     assert e32.kv_bytes_per_position == 2 * e16.kv_bytes_per_position
+    assert mistral.estimate(MODEL_PATH, n_ctx=1000, kv_type="q8_0").kv_bytes_per_position == 2 * 30 * (192 // 32 * 34)
     assert e16.kv_bytes == 1000 * e16.kv_bytes_per_position and e32.kv_bytes == 3000 * e32.kv_bytes_per_position
     assert e16.weights_bytes >= os.path.getsize(MODEL_PATH)  # a GGUF is read whole
     assert e16.weights_bytes == e32.weights_bytes and e16.other_bytes == e32.other_bytes

@@ -93,7 +93,7 @@ public struct MemoryEstimate: Sendable {
         nCtx = s.nCtx > 0 ? s.nCtx : min(c.nCtxTrain, 4096)
         let threads = s.threads > 0 ? s.threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let nBatch = min(s.nBatch, nCtx)
-        kvBytesPerPosition = 2 * Double(c.nLayer) * Double(c.kvDim) * Double(s.kvType.bytesPerValue)
+        kvBytesPerPosition = 2 * Double(c.nLayer) * Double(s.kvType.bytes(values: c.kvDim))
         kvBytes = kvBytesPerPosition * Double(nCtx)
         scratchBytes = MemoryEstimate.scratchBytes(c, nBatch: nBatch, threads: threads, types: types)
     }
