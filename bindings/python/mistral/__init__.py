@@ -540,6 +540,7 @@ class ChatReply(str):
 
     @property
     def message(self) -> dict:
+        """The reply as the assistant message to append to the conversation (with its tool_calls, if any)."""
         if self.tool_calls:
             return {"role": "assistant", "content": str(self) or None, "tool_calls": self.tool_calls}
         return {"role": "assistant", "content": str(self)}
