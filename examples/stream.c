@@ -1,8 +1,11 @@
 /*
  * stream.c — stream a completion from libmistral, token by token.
  *
- *   cc -Iinclude examples/stream.c -L.build/release -lmistral -o stream
+ *   cc -Iinclude examples/stream.c -L.build/release -lmistral -Wl,-rpath,"$PWD/.build/release" -o stream
  *   ./stream models/SmolLM2-135M-Instruct.Q4_1.gguf "Once upon a time" 64
+ *
+ * The rpath is absolute ($PWD expanded by the shell), so ./stream finds libmistral.so from any directory; a
+ * system-wide install (the libmistral0 package) needs none: cc stream.c $(pkg-config --cflags --libs mistral).
  */
 #include <mistral.h>
 

@@ -101,6 +101,12 @@ typedef struct mistral_model mistral_model;
 #define MISTRAL_WEIGHTS_Q8_0 8      /* re-quantize float (F32/F16/BF16) matrices to Q8_0 while loading */
 #define MISTRAL_WEIGHTS_Q4_0 2      /* ... to Q4_0 */
 
+/* (since 0.3) Told how far a load is: `fraction` in [0, 1], 0 on the first call and 1 on the last, increasing in
+ * between, measured over the load's slow work (re-quantizing float matrices for weight_type, reading a GGUF file
+ * into memory). Called on the loading thread, a few hundred times at most. Return 0 to go on, nonzero to cancel:
+ * mistral_model_load then returns MISTRAL_ERR_CANCELLED, frees everything it allocated and sets *out_model to NULL. */
+typedef int (*mistral_progress_callback)(float fraction, void *user_data);
+
 typedef struct mistral_model_params {
     size_t struct_size;         /* sizeof(mistral_model_params), set by mistral_model_params_init */
     int32_t vocab_only;         /* nonzero: load only the tokenizer (no weights); sessions then fail. Default 0 */
@@ -109,6 +115,8 @@ typedef struct mistral_model_params {
                                    Copied during the call. */
     const char *mmproj_path;    /* (since 0.2) llama.cpp's mmproj GGUF with the vision encoder of a GGUF text model;
                                    NULL = none. HF and native folders bring their own vision weights. */
+    mistral_progress_callback progress_callback; /* (since 0.3) load progress, may cancel; NULL = none */
+    void *progress_user_data;                    /* (since 0.3) passed to progress_callback */
 } mistral_model_params;
 
 MISTRAL_API void mistral_model_params_init(mistral_model_params *params);
@@ -122,6 +130,7 @@ MISTRAL_API mistral_status mistral_model_load(const char *path, const mistral_mo
                                               mistral_model **out_model);
 /* Releases a model. Every session created from it must have been freed first. NULL is a no-op. */
 MISTRAL_API void mistral_model_free(mistral_model *model);
+
 
 /* Model information. These return 0 (or -1 for token ids, NULL for strings) when `model` is NULL. */
 MISTRAL_API int32_t mistral_model_n_vocab(const mistral_model *model);
@@ -282,6 +291,33 @@ typedef struct mistral_session_params {
                              MISTRAL_ERR_INVALID_ARGUMENT) */
 
 MISTRAL_API void mistral_session_params_init(mistral_session_params *params);
+
+/* ---- Memory estimate (since 0.3) ------------------------------------------------------------------------- */
+
+/* (since 0.3) Memory a model and one session on it will need, in bytes, computed from the files' headers and
+ * metadata before anything is loaded (mistral_model_estimate reads no weights). The caller sets struct_size to
+ * sizeof(mistral_memory_estimate); fields past a smaller struct_size are not written. */
+typedef struct mistral_memory_estimate {
+    size_t struct_size;
+    uint64_t weights_bytes;         /* decoder weights resident once loaded: used in place from the mapping (a GGUF
+                                       file is read whole), plus the copies weight_type converts */
+    uint64_t kv_bytes_per_position; /* keys + values of one position, every layer, in session_params->kv_type:
+                                       2 * n_layer * n_kv_head * head_dim * (2 for f16, 4 for f32, 34/32 for
+                                       q8_0) */
+    uint64_t n_ctx;                 /* the context the session would get (n_ctx 0 resolved as session_create does) */
+    uint64_t kv_bytes;              /* kv_bytes_per_position * n_ctx, touched as the context fills */
+    uint64_t scratch_bytes;         /* activations of one n_batch chunk, logits, per-thread attention scratch */
+    uint64_t other_bytes;           /* the tokenizer's tables and the vision encoder's weights */
+    uint64_t total_bytes;           /* the sum: the peak resident memory with a full context (not counting the
+                                       library's own code and runtime, a few MB per process) */
+} mistral_memory_estimate;
+
+/* (since 0.3) Fills *out for loading `path` with `model_params` (weight_type, tokenizer_path, mmproj_path,
+ * vocab_only; NULL = defaults) and creating a session with `session_params` (n_ctx, n_batch, n_threads, kv_type;
+ * NULL = defaults). Errors as mistral_model_load for unreadable or malformed files. */
+MISTRAL_API mistral_status mistral_model_estimate(const char *path, const mistral_model_params *model_params,
+                                                  const mistral_session_params *session_params,
+                                                  mistral_memory_estimate *out);
 
 /* Creates a session on `model` (which must outlive it). Stores the handle in *out_session (NULL on failure).
  * MISTRAL_ERR_OUT_OF_MEMORY when the KV cache and activations for n_ctx positions would not fit in the machine's

@@ -7,7 +7,8 @@ import MistralEngine
 public func mistral_model_params_init(_ params: UnsafeMutablePointer<mistral_model_params>?) {
     guard let params else { return }
     params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0,
-                                          weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil, mmproj_path: nil)
+                                          weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil, mmproj_path: nil,
+                                          progress_callback: nil, progress_user_data: nil)
 }
 
 @_cdecl("mistral_model_load")
@@ -17,21 +18,36 @@ public func mistral_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePo
     return guarded {
         let path = String(cString: try require(path, "path"))
         let out = try require(out, "out_model")
-        var defaults = mistral_model_params()
-        mistral_model_params_init(&defaults)
-        let p = try readParams(params, defaults: defaults, name: "mistral_model_params")
-        var options = ModelLoadOptions(vocabOnly: p.vocab_only != 0)
-        options.tokenizerPath = p.tokenizer_path.map { String(cString: $0) }
-        options.mmprojPath = p.mmproj_path.map { String(cString: $0) }
-        switch p.weight_type {
-        case MISTRAL_WEIGHTS_AS_STORED: break
-        case MISTRAL_WEIGHTS_Q8_0: options.convertTo = .q8_0
-        case MISTRAL_WEIGHTS_Q4_0: options.convertTo = .q4_0
-        default: throw invalid("weight_type \(p.weight_type) is not one of MISTRAL_WEIGHTS_*")
-        }
-        let model = try Model(path: path, options: options)
+        let model = try Model(path: path, options: try loadOptions(params))
         out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(model)).toOpaque())
     }
+}
+
+/// The caller's load options; defaults for NULL or an older (shorter) struct.
+func loadOptions(_ params: UnsafePointer<mistral_model_params>?) throws -> ModelLoadOptions {
+    var defaults = mistral_model_params()
+    mistral_model_params_init(&defaults)
+    let p = try readParams(params, defaults: defaults, name: "mistral_model_params")
+    var options = ModelLoadOptions(vocabOnly: p.vocab_only != 0)
+    options.tokenizerPath = p.tokenizer_path.map { String(cString: $0) }
+    options.mmprojPath = p.mmproj_path.map { String(cString: $0) }
+    switch p.weight_type {
+    case MISTRAL_WEIGHTS_AS_STORED: break
+    case MISTRAL_WEIGHTS_Q8_0: options.convertTo = .q8_0
+    case MISTRAL_WEIGHTS_Q4_0: options.convertTo = .q4_0
+    default: throw invalid("weight_type \(p.weight_type) is not one of MISTRAL_WEIGHTS_*")
+    }
+    if let callback = p.progress_callback {
+        let target = ProgressTarget(callback: callback, userData: p.progress_user_data)
+        options.progress = { fraction in target.callback(Float(fraction), target.userData) == 0 }
+    }
+    return options
+}
+
+/// The caller's progress function and its pointer, used only during the mistral_model_load call that got them.
+struct ProgressTarget: @unchecked Sendable {
+    let callback: mistral_progress_callback
+    let userData: UnsafeMutableRawPointer?
 }
 
 @_cdecl("mistral_model_free")

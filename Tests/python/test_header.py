@@ -23,6 +23,11 @@ static int on_piece(const char *piece, size_t len, int32_t token, void *user_dat
     return 0;
 }
 
+static int on_progress(float fraction, void *user_data) {
+    (void)user_data;
+    return fraction > 2.0f;
+}
+
 int use_api(const char *path);
 int use_api(const char *path) {
     mistral_model_params mp;
@@ -34,6 +39,13 @@ int use_api(const char *path) {
     mistral_model_params_init(&mp);
     mistral_session_params_init(&sp);
     mistral_generate_params_init(&gp);
+    mp.progress_callback = on_progress;
+    mp.progress_user_data = 0;
+    {
+        mistral_memory_estimate est;
+        est.struct_size = sizeof est;
+        if (mistral_model_estimate(path, &mp, &sp, &est) == MISTRAL_OK && est.total_bytes == 0) return -1;
+    }
     if (mistral_model_load(path, &mp, &model) != MISTRAL_OK) return (int)mistral_version_number();
     if (mistral_session_create(model, &sp, &session) == MISTRAL_OK)
         (void)mistral_generate(session, 0, 0, &gp, cb, 0);

@@ -165,6 +165,15 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init
     /// Raw pointer to a tensor's data inside the map.
     public func data(_ info: GGUFTensorInfo) -> UnsafeRawPointer { file.base + info.fileOffset }
 
+    /// Every tensor as a reference into the mapping.
+    var tensorRefs: [String: TensorRef] {
+        var refs: [String: TensorRef] = [:]
+        for (name, t) in tensors {
+            refs[name] = TensorRef(name: name, shape: t.shape, type: t.type, data: data(t), byteCount: t.byteCount)
+        }
+        return refs
+    }
+
     // MARK: typed metadata access
 
     public func int(_ key: String) throws -> Int? {

@@ -173,9 +173,61 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
 
     /// Binds the tensors, checking every shape against the config. `convertTo` (.q8_0 or .q4_0) re-quantizes
     /// float matrices into owned memory so a bf16 checkpoint fits in less; quantized ones are used as they are.
-    public init(tensors: [String: TensorRef], names: LlamaTensorNames, config c: LlamaConfig,
-                keepAlive: [AnyObject], convertTo: GGMLType? = nil) throws {
+    public convenience init(tensors: [String: TensorRef], names: LlamaTensorNames, config c: LlamaConfig,
+                            keepAlive: [AnyObject], convertTo: GGMLType? = nil) throws {
+        try self.init(tensors: tensors, names: names, config: c, keepAlive: keepAlive, convertTo: convertTo,
+                      progress: LoadProgress(nil))
+    }
+
+    /// The decoder's matrices as (checkpoint key, cols, rows): the token embedding, the output projection when it
+    /// is not tied, then each layer's seven. Keys missing from `tensors` are left out.
+    static func matrices(_ tensors: [String: TensorRef], names: LlamaTensorNames,
+                         config c: LlamaConfig) -> [(name: String, cols: Int, rows: Int)] {
+        var list = [(names.tokenEmbedding, c.nEmbd, c.nVocab)]
+        if let out = names.output.first(where: { tensors[$0] != nil }) { list.append((out, c.nEmbd, c.nVocab)) }
+        for l in 0..<c.nLayer {
+            list += [(names.layer(l, .wq), c.nEmbd, c.qDim), (names.layer(l, .wk), c.nEmbd, c.kvDim),
+                     (names.layer(l, .wv), c.nEmbd, c.kvDim), (names.layer(l, .wo), c.qDim, c.nEmbd),
+                     (names.layer(l, .gate), c.nEmbd, c.nFF), (names.layer(l, .up), c.nEmbd, c.nFF),
+                     (names.layer(l, .down), c.nFF, c.nEmbd)]
+        }
+        return list.filter { tensors[$0.0] != nil }.map { (name: $0.0, cols: $0.1, rows: $0.2) }
+    }
+
+    /// Whether a matrix of this type and width is re-quantized to `target` at load time.
+    static func converts(_ type: GGMLType, cols: Int, to target: GGMLType?) -> Bool {
+        guard let target else { return false }
+        return [.f32, .f16, .bf16].contains(type) && cols % 32 == 0 && target.rowBytes(cols) != nil
+    }
+
+    /// The type a matrix has once loaded (after any re-quantization).
+    static func loadedType(_ type: GGMLType, cols: Int, convertTo: GGMLType?) -> GGMLType {
+        if let target = convertTo, converts(type, cols: cols, to: target) { return target }
+        return type
+    }
+
+    /// Whether init repacks this matrix into the row-interleaved layout (into owned memory, its file pages given
+    /// back): every matrix but the embedding and the output projection, when the CPU path prefers it.
+    static func repacks(_ name: String, names: LlamaTensorNames, type: GGMLType, rows: Int, cols: Int) -> Bool {
+        guard name != names.tokenEmbedding, !names.output.contains(name), type.rowBytes(cols) != nil,
+              let q = QuantType(rawValue: type.rawValue) else { return false }
+        return rows % Interleave.rows == 0 && KernelDispatch.prefersInterleaved(q)  // as WeightMatrix.shouldInterleave
+    }
+
+    init(tensors: [String: TensorRef], names: LlamaTensorNames, config c: LlamaConfig,
+         keepAlive: [AnyObject], convertTo: GGMLType?, progress: LoadProgress) throws {
         self.keepAlive = keepAlive
+        if progress.isActive {
+            for m in LlamaWeights.matrices(tensors, names: names, config: c) {
+                guard let t = tensors[m.name] else { continue }
+                let final = LlamaWeights.loadedType(t.type, cols: m.cols, convertTo: convertTo)
+                if final != t.type { progress.expect(t.byteCount) }
+                if LlamaWeights.repacks(m.name, names: names, type: final, rows: m.rows, cols: m.cols),
+                   let rowBytes = final.rowBytes(m.cols) {
+                    progress.expect(m.rows * rowBytes)
+                }
+            }
+        }
         var owned: [UnsafeMutableRawPointer] = []
         var converted = 0, interleaved = 0
         func release() { for p in owned { free(p) } }
@@ -195,18 +247,22 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
                 throw MistralError.format("tensor '\(name)' has shape \(t.shape), expected [\(cols), \(rows)]")
             }
             let m = try WeightMatrix(data: t.data, type: t.type, rows: rows, cols: cols)
-            guard let target = convertTo, [.f32, .f16, .bf16].contains(t.type), cols % 32 == 0,
+            guard let target = convertTo, LlamaWeights.converts(t.type, cols: cols, to: target),
                   let rowBytes = target.rowBytes(cols) else { return repack ? try interleave(m, mapped: true) : m }
             let dst = try allocateZeroed(UInt8.self, count: rows * rowBytes, what: "converted '\(name)'")
             owned.append(UnsafeMutableRawPointer(dst))
             let row = try allocateZeroed(Float.self, count: cols, what: "conversion row")
             defer { free(row) }
+            let sourceRowBytes = t.byteCount / max(rows, 1)
             for r in 0..<rows {
                 m.dequantizeRow(r, into: row)
                 if target == .q8_0 { Quantize.rowQ8_0(row, cols, dst + r * rowBytes) }
                 else { Quantize.rowQ4_0(row, cols, dst + r * rowBytes) }
+                try progress.advance(sourceRowBytes)
             }
             converted += rows * rowBytes
+            // The float source is not read again: its pages go, so a 47 GB bf16 folder never has the source and
+            // the converted copy resident at once.
             files.forEach { $0.dropPages(t.data, t.byteCount) }
             let requantized = try WeightMatrix(data: UnsafeRawPointer(dst), type: target, rows: rows, cols: cols)
             return repack ? try interleave(requantized, mapped: false) : requantized
@@ -220,6 +276,7 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             owned.append(dst)
             let r = try m.interleavedCopy(into: dst)
             interleaved += bytes
+            try progress.advance(bytes)
             if mapped {
                 files.forEach { $0.dropPages(m.data, bytes) }
             } else if let i = owned.firstIndex(where: { UnsafeRawPointer($0) == m.data }) {
@@ -271,11 +328,12 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
 
     /// Binds a GGUF file's tensors (llama.cpp names).
     public convenience init(gguf g: GGUFFile, config: LlamaConfig, convertTo: GGMLType? = nil) throws {
-        var refs: [String: TensorRef] = [:]
-        for (name, t) in g.tensors {
-            refs[name] = TensorRef(name: name, shape: t.shape, type: t.type, data: g.data(t), byteCount: t.byteCount)
-        }
-        try self.init(tensors: refs, names: .gguf, config: config, keepAlive: [g], convertTo: convertTo)
+        try self.init(gguf: g, config: config, convertTo: convertTo, progress: LoadProgress(nil))
+    }
+
+    convenience init(gguf g: GGUFFile, config: LlamaConfig, convertTo: GGMLType?, progress: LoadProgress) throws {
+        try self.init(tensors: g.tensorRefs, names: .gguf, config: config, keepAlive: [g], convertTo: convertTo,
+                      progress: progress)
     }
 
     deinit { for p in owned { free(p) } }

@@ -12,6 +12,9 @@ public struct ModelLoadOptions: Sendable {
     public var convertTo: GGMLType?
     /// llama.cpp's mmproj GGUF holding the vision encoder of a GGUF text model.
     public var mmprojPath: String?
+    /// Told the fraction of the load done (0 first, 1 last, increasing in between: re-quantizing matrices and
+    /// reading a GGUF file into memory); returning false cancels the load with MistralError.cancelled.
+    public var progress: LoadProgressCallback?
     public init(vocabOnly: Bool = false, tokenizerPath: String? = nil, convertTo: GGMLType? = nil) {
         self.vocabOnly = vocabOnly
         self.tokenizerPath = tokenizerPath
@@ -41,6 +44,8 @@ public final class Model: Sendable {
 
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
         self.path = path
+        let progress = LoadProgress(o.progress)
+        try progress.start()
         let explicitTokenizer = try o.tokenizerPath.map { try TekkenTokenizer.load(path: $0) as any Tokenizer }
         switch try ModelFormat.detect(path) {
         case .gguf(let p):
@@ -57,8 +62,11 @@ public final class Model: Sendable {
                 vision = nil
             } else {
                 let config = try LlamaConfig.fromGGUF(gguf)
-                weights = try LlamaWeights(gguf: gguf, config: config, convertTo: o.convertTo)
-                gguf.file.prefetch()
+                progress.expect(gguf.file.size)
+                // Read first: the matrices repacked or converted next give their file pages back, and reading
+                // after them would fault those pages in again.
+                try gguf.file.prefetch(progress: progress)
+                weights = try LlamaWeights(gguf: gguf, config: config, convertTo: o.convertTo, progress: progress)
                 arch = config.arch
                 vision = try mmproj.map { try PixtralWeights(gguf: $0) }
             }
@@ -76,7 +84,7 @@ public final class Model: Sendable {
             } else {
                 let (tensors, owners) = try loadHuggingFaceTensors(folder)
                 weights = try LlamaWeights(tensors: tensors, names: huggingFaceNames(tensors), config: config,
-                                           keepAlive: owners, convertTo: o.convertTo)
+                                           keepAlive: owners, convertTo: o.convertTo, progress: progress)
                 vision = try visionConfig.map {
                     try PixtralWeights(tensors: tensors, layout: PixtralWeights.huggingFaceLayout(tensors), config: $0,
                                        keepAlive: owners)
@@ -96,7 +104,7 @@ public final class Model: Sendable {
             } else {
                 let st = try SafetensorsFile(path: folder + "/consolidated.safetensors")
                 weights = try LlamaWeights(tensors: st.tensors, names: .native, config: config, keepAlive: [st],
-                                           convertTo: o.convertTo)
+                                           convertTo: o.convertTo, progress: progress)
                 vision = try visionConfig.map {
                     try PixtralWeights(tensors: st.tensors, layout: .native, config: $0, keepAlive: [st])
                 }
@@ -125,6 +133,7 @@ public final class Model: Sendable {
         } else {
             summary = "\(arch) (\(format), vocab only): \(tokenizer.vocabSize) tokens"
         }
+        try progress.finish()
         logInfo("loaded \(path): \(summary)")
     }
 

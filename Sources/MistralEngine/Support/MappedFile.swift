@@ -1,5 +1,6 @@
 // A read-only memory map of a whole file: weights are used in place, never copied.
 import Glibc
+import Synchronization
 
 public final class MappedFile: @unchecked Sendable {  // immutable after init; the mapping is read-only
     public let path: String
@@ -32,16 +33,29 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init; t
     /// Reads the whole mapping into memory now (as llama.cpp's MAP_POPULATE load does), so the first forward pass
     /// does not stall on page faults and disk reads: one touched byte per page after a read-ahead hint.
     public func prefetch() {
+        try? prefetch(progress: LoadProgress(nil))
+    }
+
+    /// The same, advancing `progress` by the bytes read (the caller announced `size` of them).
+    func prefetch(progress: LoadProgress) throws {
         let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
         _ = madvise(UnsafeMutableRawPointer(mutating: base), size, MADV_WILLNEED)
         var sum: UInt8 = 0
-        var off = 0
+        var off = 0, reported = 0
         while off < size {
             sum &+= base.load(fromByteOffset: off, as: UInt8.self)
             off += page
+            if off - reported >= 16 << 20 {
+                try progress.advance(off - reported)
+                reported = off
+            }
         }
-        withExtendedLifetime(sum) {}
+        try progress.advance(size - reported)
+        // An atomic add the optimizer cannot drop: without it the loads above are dead code and nothing is read.
+        MappedFile.prefetchSink.add(Int(sum), ordering: .relaxed)
     }
+
+    private static let prefetchSink = Atomic<Int>(0)
 
     /// Gives back the memory of the whole pages inside [p, p + count) when they lie in this mapping (after their
     /// tensor was copied elsewhere): the private read-only mapping re-reads them from the file if touched again.

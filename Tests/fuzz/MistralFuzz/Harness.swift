@@ -103,6 +103,10 @@ func loadAndUse(_ path: String, vocabOnly: Bool, tokenizer: String? = nil, mmpro
         mmproj.withOptionalCString { mm in
             p.tokenizer_path = tok
             p.mmproj_path = mm
+            // What `mistral-cli info` does with a file: the estimate reads the same headers without loading.
+            var estimate = mistral_memory_estimate()
+            estimate.struct_size = MemoryLayout<mistral_memory_estimate>.size
+            _ = mistral_model_estimate(path, &p, nil, &estimate)
             return mistral_model_load(path, &p, &model)
         }
     }

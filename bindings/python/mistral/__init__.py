@@ -5,8 +5,12 @@
     session = mistral.Session(model, n_ctx=2048)
     print(session.generate("<|im_start|>user\\nHi!<|im_end|>\\n<|im_start|>assistant\\n", temperature=0))
 
-The shared library is found through $MISTRAL_LIBRARY, then a source checkout's .build/release, then the normal
-loader path (libmistral.so.0).
+The shared library is looked for in this order, and the first that loads is used:
+  1. $MISTRAL_LIBRARY: a path, or a name for the loader such as "libmistral.so.0" (the system's copy);
+  2. the libmistral.so bundled next to this file (the wheel built from bindings/python carries one);
+  3. a source checkout's .build/release (or .build/debug), when this file is the checkout's bindings/python;
+  4. libmistral.so.0 on the normal loader path (the libmistral0 Debian package), then find_library("mistral").
+`library_path` says which one was loaded.
 """
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ import math
 import queue
 import signal
 import threading
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-__all__ = ["Model", "Session", "Image", "MistralError", "ChatReply", "parse_tool_calls", "set_log_callback", "version",
+__all__ = ["Model", "Session", "Image", "MistralError", "ChatReply", "parse_tool_calls", "MemoryEstimate",
+           "estimate", "set_log_callback", "version",
            "library_path"]
 
 # ---- status codes (mistral.h) -------------------------------------------------------------------------------
@@ -49,6 +54,11 @@ LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG = 0, 1, 2, 3
 class MistralError(Exception):
     """A libmistral call failed. `status` is the MISTRAL_ERR_* code, `message` the library's explanation."""
 
+    status: int
+    message: str
+    call: str
+    text: str  # set on ERR_CONTEXT_FULL from generate(): the text delivered before the context filled
+
     def __init__(self, status: int, message: str, call: str = ""):
         self.status = status
         self.message = message
@@ -58,9 +68,19 @@ class MistralError(Exception):
 
 
 # ---- structs (must match mistral.h) ----------------------------------------------------------------------------
+_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_float, ctypes.c_void_p)
+
+
 class _ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("vocab_only", ctypes.c_int32), ("weight_type", ctypes.c_int32),
-                ("tokenizer_path", ctypes.c_char_p), ("mmproj_path", ctypes.c_char_p)]
+                ("tokenizer_path", ctypes.c_char_p), ("mmproj_path", ctypes.c_char_p),
+                ("progress_callback", _PROGRESS_CALLBACK), ("progress_user_data", ctypes.c_void_p)]
+
+
+class _MemoryEstimate(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("weights_bytes", ctypes.c_uint64),
+                ("kv_bytes_per_position", ctypes.c_uint64), ("n_ctx", ctypes.c_uint64), ("kv_bytes", ctypes.c_uint64),
+                ("scratch_bytes", ctypes.c_uint64), ("other_bytes", ctypes.c_uint64), ("total_bytes", ctypes.c_uint64)]
 
 
 class _ChatMessage(ctypes.Structure):
@@ -92,16 +112,21 @@ _LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c
 
 # ---- loading the library ----------------------------------------------------------------------------------------
 def _candidates() -> Iterable[str]:
+    """The search order documented at the top of this module."""
     env = os.environ.get("MISTRAL_LIBRARY")
     if env:
         yield env
         return
     here = os.path.dirname(os.path.abspath(__file__))
+    bundled = os.path.join(here, "libmistral.so")
+    if os.path.exists(bundled):
+        yield bundled
     root = os.path.abspath(os.path.join(here, "..", "..", ".."))
-    for sub in (".build/release", ".build/debug"):
-        path = os.path.join(root, sub, "libmistral.so")
-        if os.path.exists(path):
-            yield path
+    if os.path.exists(os.path.join(root, "include", "mistral.h")):  # bindings/python/mistral in a checkout
+        for sub in (".build/release", ".build/debug"):
+            path = os.path.join(root, sub, "libmistral.so")
+            if os.path.exists(path):
+                yield path
     yield "libmistral.so.0"
     found = ctypes.util.find_library("mistral")
     if found:
@@ -134,6 +159,8 @@ _signatures = {
     "mistral_model_params_init": ([ctypes.POINTER(_ModelParams)], None),
     "mistral_model_load": ([ctypes.c_char_p, ctypes.POINTER(_ModelParams), ctypes.POINTER(_P)], ctypes.c_int32),
     "mistral_model_free": ([_P], None),
+    "mistral_model_estimate": ([ctypes.c_char_p, ctypes.POINTER(_ModelParams), ctypes.POINTER(_SessionParams),
+                                ctypes.POINTER(_MemoryEstimate)], ctypes.c_int32),
     "mistral_model_n_vocab": ([_P], ctypes.c_int32),
     "mistral_model_n_ctx_train": ([_P], ctypes.c_int32),
     "mistral_model_n_embd": ([_P], ctypes.c_int32),
@@ -202,12 +229,13 @@ def _check(status: int, call: str) -> None:
 
 
 def version() -> str:
+    """The loaded library's version, "MAJOR.MINOR.PATCH"."""
     return _lib.mistral_version().decode()
 
 
 # The ctypes wrapper the library may call. mistral_log_set returns only when no thread is inside the old callback
 # any more, so the old wrapper is dropped after that call, never before it.
-_log_keepalive: list = []
+_log_keepalive: List[Any] = []
 _log_lock = threading.Lock()
 
 
@@ -238,7 +266,7 @@ _I32 = (-(1 << 31), (1 << 31) - 1)
 _U32 = (0, (1 << 32) - 1)
 
 
-def _int_arg(name: str, value, lo: int, hi: int) -> int:
+def _int_arg(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             import operator
@@ -250,7 +278,7 @@ def _int_arg(name: str, value, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _float_arg(name: str, value) -> float:
+def _float_arg(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             value = float(value)  # numpy floats
@@ -262,7 +290,7 @@ def _float_arg(name: str, value) -> float:
     return value
 
 
-def _text_arg(name: str, value) -> bytes:
+def _text_arg(name: str, value: Any) -> bytes:
     """A str (UTF-8) or bytes-like object; anything else (an int would become that many NUL bytes) is refused."""
     if isinstance(value, str):
         return value.encode("utf-8")
@@ -271,13 +299,13 @@ def _text_arg(name: str, value) -> bytes:
     raise TypeError(f"{name} must be str or bytes, got {type(value).__name__}")
 
 
-def _bytes_arg(name: str, value) -> bytes:
+def _bytes_arg(name: str, value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise TypeError(f"{name} must be bytes-like, got {type(value).__name__}")
 
 
-def _cstr_arg(name: str, value) -> bytes:
+def _cstr_arg(name: str, value: Any) -> bytes:
     """Text for a NUL-terminated C string: an embedded NUL would silently cut it short."""
     data = _text_arg(name, value)
     if b"\0" in data:
@@ -285,7 +313,7 @@ def _cstr_arg(name: str, value) -> bytes:
     return data
 
 
-def _path_arg(name: str, value) -> bytes:
+def _path_arg(name: str, value: Any) -> bytes:
     if not isinstance(value, (str, bytes, os.PathLike)):
         raise TypeError(f"{name} must be a path (str, bytes or os.PathLike), got {type(value).__name__}")
     data = os.fsencode(value)
@@ -315,17 +343,18 @@ class _Handle:
             self._free(self._handle)
             self._handle = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         self.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Any":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
     @property
-    def handle(self):
+    def handle(self) -> ctypes.c_void_p:
+        """The library handle; raises MistralError(ERR_INVALID_ARGUMENT) once closed."""
         if not self._handle:
             raise MistralError(ERR_INVALID_ARGUMENT, f"the {self._kind} is closed")
         return self._handle
@@ -339,26 +368,29 @@ class Image(_Handle):
     _kind = "image"
     _free = staticmethod(lambda h: _lib.mistral_image_free(h))
 
-    def __init__(self, handle):
+    def __init__(self, handle: ctypes.c_void_p):
         self._handle = handle
 
     @classmethod
-    def _make(cls, call, *args) -> "Image":
+    def _make(cls, call: str, *args: Any) -> "Image":
         handle = ctypes.c_void_p()
         _check(getattr(_lib, call)(*args, ctypes.byref(handle)), call)
         return cls(handle)
 
     @classmethod
-    def open(cls, path: Union[str, os.PathLike]) -> "Image":
+    def open(cls, path: Union[str, "os.PathLike[str]"]) -> "Image":
+        """Decodes a PNG or JPEG file."""
         return cls._make("mistral_image_load_file", _path_arg("path", path))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Image":
+        """Decodes PNG or JPEG bytes held in memory."""
         data = _bytes_arg("data", data)
         return cls._make("mistral_image_load_memory", data, len(data))
 
     @classmethod
     def from_rgb(cls, pixels: bytes, width: int, height: int) -> "Image":
+        """Wraps a copy of packed RGB8 pixels (width * height * 3 bytes)."""
         data = _bytes_arg("pixels", pixels)
         width, height = _int_arg("width", width, *_U32), _int_arg("height", height, *_U32)
         if len(data) != width * height * 3:
@@ -366,7 +398,9 @@ class Image(_Handle):
         return cls._make("mistral_image_from_rgb", data, width, height)
 
     @classmethod
-    def of(cls, x) -> "Image":
+    def of(cls, x: Any) -> "Image":
+        """An Image from a path, PNG/JPEG bytes, a Pillow image, a numpy (H, W, 3) or (H, W) uint8 array, or an
+        Image (returned as it is)."""
         if isinstance(x, Image):
             return x
         if isinstance(x, (str, os.PathLike)):
@@ -392,14 +426,22 @@ class Image(_Handle):
             return cls.from_rgb(a.tobytes(), a.shape[1], a.shape[0])
         raise MistralError(ERR_INVALID_ARGUMENT, f"cannot make an image of {type(x).__name__}")
 
-    width = property(lambda self: _lib.mistral_image_width(self.handle))
-    height = property(lambda self: _lib.mistral_image_height(self.handle))
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return int(_lib.mistral_image_width(self.handle))
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return int(_lib.mistral_image_height(self.handle))
 
     def rgb(self) -> bytes:
+        """The pixels, packed RGB8, row-major (width * height * 3 bytes)."""
         return ctypes.string_at(_lib.mistral_image_rgb(self.handle), self.width * self.height * 3)
 
 
-def _chat_array(messages: Sequence[dict]):
+def _chat_array(messages: Sequence[Dict[str, Any]]) -> Tuple[Any, List[Any]]:
     """ctypes messages plus everything that must stay alive while the library reads them."""
     keep = []
     structs = []
@@ -498,9 +540,69 @@ class ChatReply(str):
 
     @property
     def message(self) -> dict:
+        """The reply as the assistant message to append to the conversation (with its tool_calls, if any)."""
         if self.tool_calls:
             return {"role": "assistant", "content": str(self) or None, "tool_calls": self.tool_calls}
         return {"role": "assistant", "content": str(self)}
+
+
+PathLike = Union[str, bytes, "os.PathLike[str]"]
+
+
+def _model_params(vocab_only: bool, tokenizer_path: Optional[PathLike], weight_type: Optional[str],
+                  mmproj_path: Optional[PathLike]) -> _ModelParams:
+    params = _ModelParams()
+    _lib.mistral_model_params_init(ctypes.byref(params))
+    params.vocab_only = 1 if vocab_only else 0
+    if weight_type not in WEIGHT_TYPES:
+        raise MistralError(ERR_INVALID_ARGUMENT, f"weight_type must be one of {sorted(k for k in WEIGHT_TYPES if k)}")
+    params.weight_type = WEIGHT_TYPES[weight_type]
+    params.tokenizer_path = _path_arg("tokenizer_path", tokenizer_path) if tokenizer_path is not None else None
+    params.mmproj_path = _path_arg("mmproj_path", mmproj_path) if mmproj_path is not None else None
+    return params
+
+
+def _session_params(n_ctx: int, threads: int, seed: Optional[int], n_batch: Optional[int],
+                    kv_type: str) -> _SessionParams:
+    if kv_type not in Session.KV_TYPES:
+        raise ValueError(f"kv_type must be one of {sorted(Session.KV_TYPES)}, got {kv_type!r}")
+    params = _SessionParams()
+    _lib.mistral_session_params_init(ctypes.byref(params))
+    params.n_ctx = _int_arg("n_ctx", n_ctx, *_U32)
+    params.n_threads = _int_arg("threads", threads, 0, 512)
+    if seed is not None:
+        params.seed = _int_arg("seed", seed, 0, (1 << 64) - 1)
+    if n_batch is not None:
+        params.n_batch = _int_arg("n_batch", n_batch, 1, 8192)
+    params.kv_type = Session.KV_TYPES[kv_type]
+    return params
+
+
+class MemoryEstimate(NamedTuple):
+    """Bytes a model and one session on it will need (see mistral_memory_estimate in mistral.h)."""
+
+    weights_bytes: int          # decoder weights resident once loaded (in place, or converted copies)
+    kv_bytes_per_position: int  # keys + values of one position, every layer, in the KV type asked for
+    n_ctx: int                  # the context the session would get (n_ctx=0 resolved)
+    kv_bytes: int               # kv_bytes_per_position * n_ctx
+    scratch_bytes: int          # activations of one batch chunk, logits, per-thread attention scratch
+    other_bytes: int            # tokenizer tables and the vision encoder
+    total_bytes: int            # the sum: peak resident memory with a full context
+
+
+def estimate(path: PathLike, n_ctx: int = 0, kv_type: str = "f16", weight_type: Optional[str] = None,
+             threads: int = 0, n_batch: Optional[int] = None, vocab_only: bool = False,
+             tokenizer_path: Optional[PathLike] = None, mmproj_path: Optional[PathLike] = None) -> MemoryEstimate:
+    """Memory that Model(path, ...) and Session(model, n_ctx=..., kv_type=...) will need, computed from the files'
+    headers before anything is loaded (no weights are read)."""
+    mp = _model_params(vocab_only, tokenizer_path, weight_type, mmproj_path)
+    sp = _session_params(n_ctx, threads, None, n_batch, kv_type)
+    out = _MemoryEstimate()
+    out.struct_size = ctypes.sizeof(_MemoryEstimate)
+    _check(_lib.mistral_model_estimate(_path_arg("path", path), ctypes.byref(mp), ctypes.byref(sp), ctypes.byref(out)),
+           "mistral_model_estimate")
+    return MemoryEstimate(out.weights_bytes, out.kv_bytes_per_position, out.n_ctx, out.kv_bytes, out.scratch_bytes,
+                          out.other_bytes, out.total_bytes)
 
 
 # ---- Model ---------------------------------------------------------------------------------------------------------
@@ -510,37 +612,81 @@ class Model(_Handle):
     _kind = "model"
     _free = staticmethod(lambda h: _lib.mistral_model_free(h))
 
-    def __init__(self, path: Union[str, os.PathLike], vocab_only: bool = False,
-                 tokenizer_path: Optional[Union[str, os.PathLike]] = None, weight_type: Optional[str] = None,
-                 mmproj_path: Optional[Union[str, os.PathLike]] = None):
+    def __init__(self, path: PathLike, vocab_only: bool = False, tokenizer_path: Optional[PathLike] = None,
+                 weight_type: Optional[str] = None, mmproj_path: Optional[PathLike] = None,
+                 progress: Optional[Callable[[float], Optional[bool]]] = None):
         """path: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenizer only).
-        weight_type: None (as stored), "q8_0" or "q4_0" to re-quantize float weights while loading."""
+        weight_type: None (as stored), "q8_0" or "q4_0" to re-quantize float weights while loading.
+        progress(fraction): told how far the load is (0 first, 1 last, increasing in between); returning True
+        cancels it with MistralError(ERR_CANCELLED), and an exception raised in it (KeyboardInterrupt included)
+        cancels it and is re-raised here."""
         self._handle = None
-        params = _ModelParams()
-        _lib.mistral_model_params_init(ctypes.byref(params))
-        params.vocab_only = 1 if vocab_only else 0
-        if weight_type not in WEIGHT_TYPES:
-            raise MistralError(ERR_INVALID_ARGUMENT, f"weight_type must be one of {sorted(k for k in WEIGHT_TYPES if k)}")
-        params.weight_type = WEIGHT_TYPES[weight_type]
-        params.tokenizer_path = _path_arg("tokenizer_path", tokenizer_path) if tokenizer_path is not None else None
-        params.mmproj_path = _path_arg("mmproj_path", mmproj_path) if mmproj_path is not None else None
+        if progress is not None and not callable(progress):
+            raise TypeError("progress must be callable or None")
+        params = _model_params(vocab_only, tokenizer_path, weight_type, mmproj_path)
+        error: List[BaseException] = []
+
+        def trampoline(fraction: float, _ud: Any) -> int:
+            try:
+                return 1 if progress is not None and progress(float(fraction)) else 0
+            except BaseException as e:  # never let an exception unwind through C
+                error.append(e)
+                return 1
+
+        cb = _PROGRESS_CALLBACK(trampoline) if progress is not None else _PROGRESS_CALLBACK()
+        params.progress_callback = cb
         handle = ctypes.c_void_p()
-        _check(_lib.mistral_model_load(_path_arg("path", path), ctypes.byref(params), ctypes.byref(handle)),
-               "mistral_model_load")
+        status = _lib.mistral_model_load(_path_arg("path", path), ctypes.byref(params), ctypes.byref(handle))
+        if error:
+            raise error[0]
+        _check(status, "mistral_model_load")
         self._handle = handle
         self.path = os.fspath(path)
 
+    @property
+    def n_vocab(self) -> int:
+        """Vocabulary size (rows of the logits)."""
+        return int(_lib.mistral_model_n_vocab(self.handle))
 
-    n_vocab = property(lambda self: _lib.mistral_model_n_vocab(self.handle))
-    n_ctx_train = property(lambda self: _lib.mistral_model_n_ctx_train(self.handle))
-    n_embd = property(lambda self: _lib.mistral_model_n_embd(self.handle))
-    n_layer = property(lambda self: _lib.mistral_model_n_layer(self.handle))
-    bos = property(lambda self: _lib.mistral_model_token_bos(self.handle))
-    eos = property(lambda self: _lib.mistral_model_token_eos(self.handle))
-    arch = property(lambda self: _lib.mistral_model_arch(self.handle).decode())
-    desc = property(lambda self: _lib.mistral_model_desc(self.handle).decode())
+    @property
+    def n_ctx_train(self) -> int:
+        """The context length the model was trained for (0 for a tokenizer-only model)."""
+        return int(_lib.mistral_model_n_ctx_train(self.handle))
 
-    add_bos = property(lambda self: bool(_lib.mistral_model_add_bos(self.handle)))
+    @property
+    def n_embd(self) -> int:
+        """Embedding width: the length of each row image_embed returns and eval_embd takes."""
+        return int(_lib.mistral_model_n_embd(self.handle))
+
+    @property
+    def n_layer(self) -> int:
+        """Decoder layers (0 for a tokenizer-only model)."""
+        return int(_lib.mistral_model_n_layer(self.handle))
+
+    @property
+    def bos(self) -> int:
+        """The beginning-of-sequence token id, -1 when the model has none."""
+        return int(_lib.mistral_model_token_bos(self.handle))
+
+    @property
+    def eos(self) -> int:
+        """The end-of-sequence token id, -1 when the model has none."""
+        return int(_lib.mistral_model_token_eos(self.handle))
+
+    @property
+    def arch(self) -> str:
+        """Architecture name, e.g. "llama", "mistral3", or "tokenizer"."""
+        return _lib.mistral_model_arch(self.handle).decode()
+
+    @property
+    def desc(self) -> str:
+        """A one-line description: format, layers, widths, heads, vocabulary, trained context."""
+        return _lib.mistral_model_desc(self.handle).decode()
+
+    @property
+    def add_bos(self) -> bool:
+        """Whether the tokenizer expects a BOS token at the start of a text."""
+        return bool(_lib.mistral_model_add_bos(self.handle))
 
     @property
     def chat_template(self) -> Optional[str]:
@@ -548,8 +694,8 @@ class Model(_Handle):
         name = _lib.mistral_model_chat_template(self.handle)
         return name.decode() if name else None
 
-    def chat_tokenize(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
-                      template: Optional[str] = None, add_generation_prompt: bool = True) -> list:
+    def chat_tokenize(self, messages: Sequence[Dict[str, Any]], tools: Optional[Sequence[Dict[str, Any]]] = None,
+                      template: Optional[str] = None, add_generation_prompt: bool = True) -> List[int]:
         """Token ids of a conversation in OpenAI's shape, rendered with the model's chat template (or `template`)
         exactly as mistral-common does: [{"role": "system"|"user"|"assistant"|"tool", "content": str | None,
         "images": [path | bytes | PIL image | numpy array | Image, ...]}, ...]; assistant messages may carry
@@ -588,11 +734,15 @@ class Model(_Handle):
                                 handle, "mistral_tool_calls_parse")
 
     def is_eog(self, token: int) -> bool:
+        """Whether `token` ends a turn or the text (EOS, <|im_end|>, ...)."""
         return bool(_lib.mistral_model_token_is_eog(self.handle, _int_arg("token", token, *_I32)))
 
-    has_vision = property(lambda self: bool(_lib.mistral_model_has_vision(self.handle)))
+    @property
+    def has_vision(self) -> bool:
+        """Whether the model has a vision encoder (needed by image_embed and images in chat messages)."""
+        return bool(_lib.mistral_model_has_vision(self.handle))
 
-    def image_grid(self, width: int, height: int) -> tuple:
+    def image_grid(self, width: int, height: int) -> Tuple[int, int]:
         """(rows, cols) of [IMG] tokens an image of this size becomes."""
         width, height = _int_arg("width", width, *_U32), _int_arg("height", height, *_U32)
         rows, cols = ctypes.c_uint32(), ctypes.c_uint32()
@@ -600,7 +750,7 @@ class Model(_Handle):
                "mistral_image_token_grid")
         return rows.value, cols.value
 
-    def image_embed(self, image):
+    def image_embed(self, image: Any) -> Any:
         """Embedding rows of an image (path, bytes, Pillow image, numpy array or Image): a float32 numpy array
         (rows * cols, n_embd), one row per [IMG] token in prompt order."""
         import numpy as np
@@ -616,7 +766,8 @@ class Model(_Handle):
                "mistral_image_embed")
         return out
 
-    def tokenize(self, text: Union[str, bytes], add_bos: bool = False, special: bool = False) -> list:
+    def tokenize(self, text: Union[str, bytes], add_bos: bool = False, special: bool = False) -> List[int]:
+        """Token ids of `text`; special=True turns control-token text (e.g. "<|im_start|>") into control tokens."""
         data = _text_arg("text", text)
         flags = (TOKENIZE_ADD_BOS if add_bos else 0) | (TOKENIZE_PARSE_SPECIAL if special else 0)
         n = ctypes.c_size_t(0)
@@ -631,6 +782,7 @@ class Model(_Handle):
         return list(buf[: n.value])
 
     def detokenize_bytes(self, ids: Sequence[int], special: bool = False) -> bytes:
+        """The bytes of token ids (UTF-8 unless the ids split a character); special=True renders control tokens."""
         flags = DETOKENIZE_SPECIAL if special else 0
         arr = _int_array(ids)
         n = ctypes.c_size_t(0)
@@ -643,9 +795,11 @@ class Model(_Handle):
         return buf.raw[: n.value]
 
     def detokenize(self, ids: Sequence[int], special: bool = False) -> str:
+        """detokenize_bytes decoded as UTF-8 (invalid bytes replaced)."""
         return self.detokenize_bytes(ids, special).decode("utf-8", "replace")
 
     def token_to_piece(self, token: int, special: bool = False) -> bytes:
+        """The bytes of one token."""
         token = _int_arg("token", token, *_I32)
         n = ctypes.c_size_t(0)
         buf = ctypes.create_string_buffer(256)
@@ -672,35 +826,27 @@ class Session(_Handle):
 
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
                  n_batch: Optional[int] = None, kv_type: str = "f16"):
-        """kv_type: how the KV cache stores keys and values, "f16" (default), "f32" or "q8_0" (34 bytes per 32 values)."""
+        """n_ctx: positions the KV cache holds (0 = min(trained context, 4096)); threads: 0 = every online CPU;
+        kv_type: how the KV cache stores keys and values, "f16" (default), "f32" or "q8_0" (34 bytes per 32
+        values)."""
         self._handle = None
         self._calls = 0            # calls on this session now running (close() refuses while > 0)
         self._calls_lock = threading.Lock()
         self._refused = False      # the last generate() was refused before reaching the library
         if not isinstance(model, Model):
             raise TypeError(f"model must be a mistral.Model, got {type(model).__name__}")
-        if kv_type not in self.KV_TYPES:
-            raise ValueError(f"kv_type must be one of {sorted(self.KV_TYPES)}, got {kv_type!r}")
+        params = _session_params(n_ctx, threads, seed, n_batch, kv_type)
         self.model = model  # keeps the model alive as long as the session
-        params = _SessionParams()
-        _lib.mistral_session_params_init(ctypes.byref(params))
-        params.n_ctx = _int_arg("n_ctx", n_ctx, *_U32)
-        params.n_threads = _int_arg("threads", threads, 0, 512)
-        if seed is not None:
-            params.seed = _int_arg("seed", seed, 0, (1 << 64) - 1)
-        if n_batch is not None:
-            params.n_batch = _int_arg("n_batch", n_batch, 1, 8192)
-        params.kv_type = self.KV_TYPES[kv_type]
         handle = ctypes.c_void_p()
         _check(_lib.mistral_session_create(model.handle, ctypes.byref(params), ctypes.byref(handle)),
                "mistral_session_create")
         self._handle = handle
 
-    def _enter(self):
+    def _enter(self) -> None:
         with self._calls_lock:
             self._calls += 1
 
-    def _leave(self):
+    def _leave(self) -> None:
         with self._calls_lock:
             self._calls -= 1
 
@@ -711,16 +857,27 @@ class Session(_Handle):
             raise MistralError(ERR_INVALID_ARGUMENT, "session is busy: cannot close it while a call on it is running")
         super().close()
 
-    def _call(self, name: str, *args) -> int:
+    def _call(self, name: str, *args: Any) -> int:
         self._enter()
         try:
             return getattr(_lib, name)(*args)
         finally:
             self._leave()
 
-    n_past = property(lambda self: _lib.mistral_session_n_past(self.handle))
-    n_ctx = property(lambda self: _lib.mistral_session_n_ctx(self.handle))
-    last_n_generated = property(lambda self: 0 if self._refused else _lib.mistral_session_last_n_generated(self.handle))
+    @property
+    def n_past(self) -> int:
+        """Positions of the context in use (tokens and image rows evaluated so far)."""
+        return int(_lib.mistral_session_n_past(self.handle))
+
+    @property
+    def n_ctx(self) -> int:
+        """Positions the context holds."""
+        return int(_lib.mistral_session_n_ctx(self.handle))
+
+    @property
+    def last_n_generated(self) -> int:
+        """Tokens sampled by the last generate() (0 when it was refused)."""
+        return 0 if self._refused else int(_lib.mistral_session_last_n_generated(self.handle))
 
     @property
     def last_stop_reason(self) -> Optional[str]:
@@ -730,13 +887,15 @@ class Session(_Handle):
         return STOP_REASONS.get(_lib.mistral_session_last_stop_reason(self.handle))
 
     def reset(self) -> None:
+        """Forgets the whole context and reseeds the sampler."""
         _check(self._call("mistral_session_reset", self.handle), "mistral_session_reset")
 
     def truncate(self, n_keep: int) -> None:
+        """Keeps only the first n_keep positions (n_keep <= n_past)."""
         n_keep = _int_arg("n_keep", n_keep, *_U32)
         _check(self._call("mistral_session_truncate", self.handle, n_keep), "mistral_session_truncate")
 
-    def eval(self, ids: Sequence[int], logits: bool = False):
+    def eval(self, ids: Sequence[int], logits: bool = False) -> Any:
         """Appends tokens; with logits=True returns an (n, n_vocab) float32 numpy array (a flat list without numpy)."""
         arr = _int_array(ids)
         if not logits:
@@ -753,7 +912,7 @@ class Session(_Handle):
         _check(self._call("mistral_eval", self.handle, arr, len(ids), ptr), "mistral_eval")
         return out if not isinstance(out, ctypes.Array) else list(out)
 
-    def _prompt_ids(self, prompt, add_bos, special) -> list:
+    def _prompt_ids(self, prompt: Any, add_bos: Optional[bool], special: bool) -> List[int]:
         if isinstance(prompt, (str, bytes, bytearray, memoryview)):
             if add_bos is None:
                 add_bos = self.n_past == 0 and self.model.add_bos
@@ -762,7 +921,7 @@ class Session(_Handle):
             raise TypeError(f"prompt must be str, bytes or a sequence of token ids, got {type(prompt).__name__}")
         return [_int_arg("token id", i, *_I32) for i in prompt]
 
-    def eval_embd(self, rows, logits: bool = False):
+    def eval_embd(self, rows: Any, logits: bool = False) -> Any:
         """Appends positions given as embedding rows (e.g. from Model.image_embed), like eval() does for tokens."""
         import numpy as np
         a = np.ascontiguousarray(rows, dtype=np.float32)
@@ -774,8 +933,8 @@ class Session(_Handle):
                "mistral_eval_embd")
         return out
 
-    def chat(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None, template: Optional[str] = None,
-             temperature: Optional[float] = None, **kwargs) -> "ChatReply":
+    def chat(self, messages: Sequence[Dict[str, Any]], tools: Optional[Sequence[Dict[str, Any]]] = None,
+             template: Optional[str] = None, temperature: Optional[float] = None, **kwargs: Any) -> "ChatReply":
         """Answers the conversation `messages` (OpenAI-shaped, as Model.chat_tokenize takes them; the last one from
         the user or a tool; user messages may carry "images"), offering `tools` (OpenAI's tool list) to the model.
         The whole conversation is passed each time; the session evaluates only what it does not already hold, so
@@ -806,8 +965,9 @@ class Session(_Handle):
         reply.tool_calls = parsed["tool_calls"]
         return reply
 
-    def _params(self, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, stop,
-                ignore_eos, special_out, reuse_prefix=False):
+    def _params(self, max_tokens: int, temperature: float, top_k: int, top_p: float, min_p: float,
+                repeat_penalty: float, repeat_last_n: int, seed: int, stop: Any, ignore_eos: bool, special_out: bool,
+                reuse_prefix: bool = False) -> Tuple[Any, Any]:
         p = _GenerateParams()
         _lib.mistral_generate_params_init(ctypes.byref(p))
         p.max_tokens = _int_arg("max_tokens", max_tokens, *_I32)
@@ -887,7 +1047,7 @@ class Session(_Handle):
             raise err
         return text
 
-    def stream(self, prompt: Union[str, bytes, Sequence[int]] = "", **kwargs) -> Iterator[str]:
+    def stream(self, prompt: Union[str, bytes, Sequence[int]] = "", **kwargs: Any) -> Iterator[str]:
         """Like generate(), but yields the pieces as they are produced. Closing the iterator early stops
         generation (the tokens generated so far stay in the session); an error or KeyboardInterrupt is re-raised
         from the iterator."""
@@ -939,15 +1099,15 @@ class _SigintToFlag:
 
     def __init__(self, flag: threading.Event):
         self.flag = flag
-        self.previous = None
+        self.previous: Any = None
 
-    def __enter__(self):
+    def __enter__(self) -> "_SigintToFlag":
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self.previous = signal.signal(signal.SIGINT, lambda *_: self.flag.set())
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> bool:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
