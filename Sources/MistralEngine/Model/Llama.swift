@@ -336,6 +336,13 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
                       progress: progress)
     }
 
+    /// The matrices used in place in the file's memory (not repacked or converted): what a load reads ahead.
+    var inPlaceRanges: [(UnsafeRawPointer, Int)] {
+        var all = [tokenEmbedding, output]
+        for l in layers { all += [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown] }
+        return all.filter { !$0.interleaved }.map { ($0.data, $0.rows * $0.rowBytes) }
+    }
+
     deinit { for p in owned { free(p) } }
 }
 

@@ -63,10 +63,12 @@ public final class Model: Sendable {
             } else {
                 let config = try LlamaConfig.fromGGUF(gguf)
                 progress.expect(gguf.file.size)
-                // Read first: the matrices repacked or converted next give their file pages back, and reading
-                // after them would fault those pages in again.
-                try gguf.file.prefetch(progress: progress)
-                weights = try LlamaWeights(gguf: gguf, config: config, convertTo: o.convertTo, progress: progress)
+                // Bind first (repacking and conversion read their tensors and give the file's pages back), then
+                // read the tensors used in place: reading the whole file first would hold all of it resident
+                // while the repacked copies are made, raising peak memory by the repacked bytes.
+                let w = try LlamaWeights(gguf: gguf, config: config, convertTo: o.convertTo, progress: progress)
+                try gguf.file.prefetch(ranges: w.inPlaceRanges, progress: progress)
+                weights = w
                 arch = config.arch
                 vision = try mmproj.map { try PixtralWeights(gguf: $0) }
             }

@@ -57,6 +57,28 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init; t
 
     private static let prefetchSink = Atomic<Int>(0)
 
+    /// Reads the pages of the given ranges (those inside this mapping) into memory, advancing `progress` so that
+    /// it has moved by `size` in all: after binding, only the tensors used in place need reading — repacked ones
+    /// were read (and their pages given back) while they were repacked.
+    func prefetch(ranges: [(UnsafeRawPointer, Int)], progress: LoadProgress) throws {
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        var sum: UInt8 = 0
+        var done = 0
+        for (p, count) in ranges where p >= base && count > 0 && p - base <= size - count {
+            let start = (p - base) / page * page
+            _ = madvise(UnsafeMutableRawPointer(mutating: base + start), count + (p - base - start), MADV_WILLNEED)
+            var off = p - base
+            while off < p - base + count {
+                sum &+= base.load(fromByteOffset: off, as: UInt8.self)
+                off += page
+            }
+            try progress.advance(count)
+            done += count
+        }
+        try progress.advance(max(0, size - done))
+        MappedFile.prefetchSink.add(Int(sum), ordering: .relaxed)
+    }
+
     /// Gives back the memory of the whole pages inside [p, p + count) when they lie in this mapping (after their
     /// tensor was copied elsewhere): the private read-only mapping re-reads them from the file if touched again.
     public func dropPages(_ p: UnsafeRawPointer, _ count: Int) {
