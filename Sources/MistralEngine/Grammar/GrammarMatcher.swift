@@ -9,9 +9,9 @@
 // that end inside a UTF-8 sequence (byte-level BPE and Tekken byte tokens). Bounded: stack depth, stacks per set
 // and arena size (the arena is rebuilt from the current state when it grows too large).
 
-final class GrammarMatcher {
-    let grammar: Grammar
-    let trie: TokenTrie
+public final class GrammarMatcher {
+    public let grammar: Grammar
+    public let trie: TokenTrie
 
     static let maxStackDepth: Int32 = 8192
     static let maxStacksPerSet = 2048
@@ -51,7 +51,8 @@ final class GrammarMatcher {
     private(set) var currentSet: Int32 = 0
     private(set) var currentDec: UInt32 = 0
 
-    init(grammar: Grammar, trie: TokenTrie, logitCount: Int) throws {
+    /// `logitCount`: the length of the logit rows the mask is applied to (may exceed the tokenizer's vocabulary).
+    public init(grammar: Grammar, trie: TokenTrie, logitCount: Int) throws {
         self.grammar = grammar
         self.trie = trie
         maskWords = (max(logitCount, trie.vocabSize) + 63) / 64
@@ -62,7 +63,7 @@ final class GrammarMatcher {
     }
 
     /// Back to the start of the grammar (before any text).
-    func reset() {
+    public func reset() {
         currentSet = initialSet
         currentDec = 0
     }
@@ -84,9 +85,9 @@ final class GrammarMatcher {
     }
 
     /// Whether the text so far is a complete sentence of the grammar (end-of-generation may be sampled).
-    var canFinish: Bool { currentDec == 0 && setAccepting[Int(currentSet)] }
+    public var canFinish: Bool { currentDec == 0 && setAccepting[Int(currentSet)] }
     /// Whether the grammar allows nothing more than ending.
-    var mustFinish: Bool { canFinish && setCount[Int(currentSet)] == 1 }
+    public var mustFinish: Bool { canFinish && setCount[Int(currentSet)] == 1 }
 
     // MARK: arena
 
@@ -230,10 +231,14 @@ final class GrammarMatcher {
     // MARK: tokens
 
     /// Accepts the bytes of a sampled token; false when the grammar does not allow them (the state is kept).
-    func accept(token: Int32) -> Bool {
+    public func accept(token: Int32) -> Bool {
         guard token >= 0, Int(token) < trie.vocabSize else { return false }
         let bytes = trie.pieces[Int(token)]
-        guard !bytes.isEmpty else { return false }
+        return !bytes.isEmpty && accept(bytes: bytes)
+    }
+
+    /// Accepts raw text bytes (not a token); false, with the state kept, when the grammar rejects them.
+    public func accept(bytes: [UInt8]) -> Bool {
         var set = currentSet, dec = currentDec
         for b in bytes {
             (set, dec) = step(set, dec, b)
@@ -261,7 +266,7 @@ final class GrammarMatcher {
 
     /// Sets the logit of every token the grammar does not allow next to -infinity; end-of-generation tokens stay
     /// only when the text so far is complete. Returns how many tokens remain allowed.
-    func applyMask(to logits: UnsafeMutablePointer<Float>, count n: Int) -> Int {
+    public func applyMask(to logits: UnsafeMutablePointer<Float>, count n: Int) -> Int {
         let slot = currentMaskSlot()
         let eog = trie.endOfGeneration
         for (k, e) in eog.enumerated() where k < eogSaved.count && Int(e) < n { eogSaved[k] = logits[Int(e)] }
@@ -294,7 +299,7 @@ final class GrammarMatcher {
     }
 
     /// Whether `token` may come next (end-of-generation tokens: only when the text is complete).
-    func allows(_ token: Int32) -> Bool {
+    public func allows(_ token: Int32) -> Bool {
         if trie.endOfGeneration.contains(token) { return canFinish }
         guard token >= 0, Int(token) < trie.vocabSize else { return false }
         let slot = currentMaskSlot()
