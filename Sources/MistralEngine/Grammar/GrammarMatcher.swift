@@ -43,7 +43,16 @@ public final class GrammarMatcher {
     private var stamp: UInt32 = 0
     private var expansion: [Int32] = []
     private var overflow = false
-    private var walk: [(node: Int32, set: Int32, dec: UInt32)] = []
+    private var walk: [(node: Int32, key: UInt64, row: Int32)] = []
+    private struct AcceptKey: Hashable { var set: Int32; var matched: UInt64 }
+    private var acceptMemo: [AcceptKey: Int32] = [:]
+    private var bits: [UInt64]
+    // per-state rows of byte transitions for the trie walk
+    private var rows: [UInt64] = []
+    private var rowOf: [UInt64: Int32] = [:]
+    private var rowState: [UInt64] = []
+    static let maxRows = 2048
+    static let uncomputed = UInt64.max
     private var eogSaved: [Float]
 
     private var initialSet: Int32 = 0
@@ -58,6 +67,7 @@ public final class GrammarMatcher {
         maskWords = (max(logitCount, trie.vocabSize) + 63) / 64
         maxMasks = max(4, GrammarMatcher.maskCacheBytes / (maskWords * 8))
         eogSaved = [Float](repeating: 0, count: trie.endOfGeneration.count)
+        bits = [UInt64](repeating: 0, count: maskWords)
         try buildInitialSet()
         reset()
     }
@@ -155,19 +165,34 @@ public final class GrammarMatcher {
         return id
     }
 
-    /// The set after accepting code point `c` from set `set` (0 = rejected).
+    /// The set after accepting code point `c` from set `set` (0 = rejected). The result depends only on which
+    /// stacks' terminals match `c`, so it is memoized per (set, matching stacks): the ~20k distinct characters of a
+    /// vocabulary inside a JSON string cost one expansion, not one each.
     private func accept(_ set: Int32, _ c: UInt32) -> Int32 {
+        let start = Int(setStart[Int(set)]), count = Int(setCount[Int(set)])
+        var matched: UInt64 = 0
+        let memoizable = count <= 64
+        if memoizable {
+            for k in 0..<count {
+                let s = setItems[start + k]
+                if s < 0 { continue }
+                let ci = grammar.classAt[Int(nodePos[Int(s)])]
+                if ci >= 0 && grammar.classes[Int(ci)].matches(c) { matched |= 1 << UInt64(k) }
+            }
+            if matched == 0 { return 0 }
+            if let r = acceptMemo[AcceptKey(set: set, matched: matched)] { return r }
+        }
         expansion.removeAll(keepingCapacity: true)
         overflow = false
-        let start = Int(setStart[Int(set)]), count = Int(setCount[Int(set)])
         for k in start..<start + count {
             let s = setItems[k]
             if s < 0 { continue }
+            if memoizable && matched >> UInt64(k - start) & 1 == 0 { continue }
             let p = Int(nodePos[Int(s)])
             let ci = grammar.classAt[p]
             guard ci >= 0 else { continue }
             let cls = grammar.classes[Int(ci)]
-            guard cls.matches(c) else { continue }
+            guard memoizable || cls.matches(c) else { continue }
             let next = Int(cls.next)
             let parent = nodeParent[Int(s)]
             if grammar.isEndOfSequence(next) {
@@ -175,9 +200,11 @@ public final class GrammarMatcher {
             } else if let n = intern(Int32(next), parent) {
                 advance(n, depth: 0)
             }
-            if overflow { return 0 }
+            if overflow { break }
         }
-        return internSet()
+        let result = overflow ? 0 : internSet()
+        if memoizable { acceptMemo[AcceptKey(set: set, matched: matched)] = result }
+        return result
     }
 
     /// Whether some stack of `set` can accept a code point in low...high.
@@ -306,36 +333,73 @@ public final class GrammarMatcher {
         return maskStore[slot * maskWords + Int(token) >> 6] >> UInt64(token & 63) & 1 != 0
     }
 
+    /// The row of `rows` holding the 256 byte transitions of state `key` (set << 32 | partial UTF-8), filled
+    /// lazily: during a trie walk one state usually covers many nodes, so an edge costs an array read. Only
+    /// whole-character states get rows (partial UTF-8 states are many and short-lived: they use the memo), and
+    /// at most maxRows of them (-1: none; rows are only dropped between walks, never during one).
+    private func transitionRow(_ key: UInt64) -> Int32 {
+        if key & 0xFFFF_FFFF != 0 { return -1 }
+        if let r = rowOf[key] { return r }
+        if rowOf.count >= GrammarMatcher.maxRows { return -1 }
+        let r = Int32(rowOf.count)
+        rowOf[key] = r
+        rowState.append(key)
+        rows.append(contentsOf: repeatElement(GrammarMatcher.uncomputed, count: 256))
+        return r
+    }
+
+    @inline(__always) private func transition(key: UInt64, row: Int32, _ b: UInt8) -> UInt64 {
+        if row >= 0 {
+            let v = rows[Int(row) << 8 | Int(b)]
+            if v != GrammarMatcher.uncomputed { return v }
+        }
+        let (s, d) = step(Int32(truncatingIfNeeded: key >> 32), UInt32(truncatingIfNeeded: key), b)
+        let packed = UInt64(UInt32(bitPattern: s)) << 32 | UInt64(d)
+        if row >= 0 { rows[Int(row) << 8 | Int(b)] = packed }
+        return packed
+    }
+
     private func fillMask(slot: Int) {
         let base = slot * maskWords
-        for w in 0..<maskWords { maskStore[base + w] = 0 }
+        if rowOf.count >= GrammarMatcher.maxRows {
+            rowOf.removeAll(keepingCapacity: true)
+            rowState.removeAll(keepingCapacity: true)
+            rows.removeAll(keepingCapacity: true)
+        }
+        for w in 0..<maskWords { bits[w] = 0 }
         walk.removeAll(keepingCapacity: true)
-        walk.append((0, currentSet, currentDec))
+        let startKey = UInt64(UInt32(bitPattern: currentSet)) << 32 | UInt64(currentDec)
+        walk.append((0, startKey, transitionRow(startKey)))
+        var lastKey = startKey, lastRow = walk[0].row
         let trie = self.trie
         trie.childStart.withUnsafeBufferPointer { childStart in
         trie.edgeByte.withUnsafeBufferPointer { edgeByte in
         trie.edgeChild.withUnsafeBufferPointer { edgeChild in
         trie.tokenStart.withUnsafeBufferPointer { tokenStart in
         trie.tokens.withUnsafeBufferPointer { tokens in
-            while let (node, set, dec) = walk.popLast() {
+        bits.withUnsafeMutableBufferPointer { bits in
+            while let (node, key, row) = walk.popLast() {
                 let lo = Int(childStart[Int(node)]), hi = Int(childStart[Int(node) + 1])
                 for e in lo..<hi {
-                    let (s, d) = step(set, dec, edgeByte[e])
-                    if s == 0 { continue }
+                    let next = transition(key: key, row: row, edgeByte[e])
+                    if next >> 32 == 0 { continue }  // set 0: rejected
                     let child = Int(edgeChild[e])
                     let t0 = Int(tokenStart[child]), t1 = Int(tokenStart[child + 1])
-                    if t0 < t1 {
-                        maskStore.withUnsafeMutableBufferPointer { m in
-                            for t in t0..<t1 {
-                                let id = Int(tokens[t])
-                                m[base + id >> 6] |= 1 << UInt64(id & 63)
-                            }
-                        }
+                    for t in t0..<t1 {
+                        let id = Int(tokens[t])
+                        bits[id >> 6] |= 1 << UInt64(id & 63)
                     }
-                    if childStart[child] < childStart[child + 1] { walk.append((Int32(child), s, d)) }
+                    if childStart[child] < childStart[child + 1] {
+                        if next != lastKey {
+                            lastKey = next
+                            lastRow = transitionRow(next)
+                        }
+                        walk.append((Int32(child), next, lastRow))
+                    }
                 }
             }
-        }}}}}
+        }}}}}}
+        for w in 0..<maskWords { maskStore[base + w] = bits[w] }
     }
 
     /// Rebuilds the arena around the current state when the memo or arena outgrew their bounds.
@@ -356,7 +420,11 @@ public final class GrammarMatcher {
         setStart = [0]; setCount = [0]; setItems.removeAll(keepingCapacity: true); setAccepting = [false]
         setIndex = [[]: 0]
         memo.removeAll()
+        acceptMemo.removeAll(keepingCapacity: true)
         maskSlot.removeAll(keepingCapacity: true)
+        rowOf.removeAll(keepingCapacity: true)
+        rowState.removeAll(keepingCapacity: true)
+        rows.removeAll(keepingCapacity: true)
         try? buildInitialSet()
         expansion.removeAll(keepingCapacity: true)
         overflow = false

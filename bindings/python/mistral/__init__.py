@@ -234,7 +234,8 @@ def json_schema_to_grammar(schema) -> str:
 
 class Completion(str):
     """The text generate() / chat() return (a str), with `.logprobs` when they were asked for: OpenAI's shape,
-    {"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]}, else None."""
+    {"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]} (each entry also
+    carries the token's "id"), else None."""
 
     logprobs: Optional[dict] = None
 
@@ -889,7 +890,7 @@ class Session(_Handle):
     def _logprob_entry(self, info) -> dict:
         def item(token, logprob):
             b = self._piece_of(token)
-            return {"token": b.decode("utf-8", "replace"), "logprob": float(logprob), "bytes": list(b)}
+            return {"token": b.decode("utf-8", "replace"), "logprob": float(logprob), "bytes": list(b), "id": token}
 
         entry = item(info.token, info.logprob)
         entry["top_logprobs"] = [item(info.top[k].token, info.top[k].logprob) for k in range(info.n_top)]
