@@ -1,6 +1,7 @@
 // mistral-cli: generate text, tokenize, and measure speed with libmistral's engine.
 //   mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX] [--top-k K]
 //                        [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ignore-eos] [--no-special]
+//                        [--grammar GBNF | --grammar-file FILE | --json-schema JSON | --json-schema-file FILE]
 //   mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--template NAME]
 //   mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
 //   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32]
@@ -15,6 +16,7 @@ func usage() -> String {
       mistral-cli generate -m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t THREADS] [-c N_CTX]
                            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]...
                            [--ignore-eos] [--no-special]
+                           [--grammar GBNF | --grammar-file FILE | --json-schema JSON | --json-schema-file FILE]
       mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|chatml]
                        [-n N] [--temp T] [-t THREADS] ...
       mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
@@ -116,7 +118,29 @@ func generateOptions(_ a: Arguments, defaultTemperature: Float) throws -> Genera
     o.seed = try a.number("--seed", default: 0)
     o.stopStrings = a.values["--stop"] ?? []
     o.ignoreEOS = a.switches.contains("--ignore-eos")
+    // constrained output: a GBNF grammar (text or file) or a JSON schema (text or file)
+    let grammarText = try a.string("--grammar") ?? a.string("--grammar-file").map(readTextFile)
+    let schemaText = try a.string("--json-schema") ?? a.string("--json-schema-file").map(readTextFile)
+    if grammarText != nil && schemaText != nil { throw UsageError(message: "give a grammar or a JSON schema, not both") }
+    if let grammarText { o.grammar = try GBNF.parse(grammarText) }
+    if let schemaText { o.grammar = try GBNF.parse(try JSONSchemaGrammar.convert(schemaText)) }
     return o
+}
+
+/// A whole text file (the CLI has no Foundation).
+func readTextFile(_ path: String) throws -> String {
+    guard let f = fopen(path, "rb") else { throw UsageError(message: "cannot open '\(path)'") }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+        guard bytes.count <= 16 << 20 else { throw UsageError(message: "'\(path)' is larger than 16 MiB") }
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw UsageError(message: "'\(path)' is not UTF-8") }
+    return text
 }
 
 func runGenerate(_ a: Arguments) throws {
