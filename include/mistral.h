@@ -218,12 +218,14 @@ typedef struct mistral_chat_message {
 
 #define MISTRAL_CHAT_ADD_GENERATION_PROMPT 1u /* end with what starts the assistant's reply */
 
-/* The model's chat template, "mistral-v7" (Tekken / Mistral Small 3.1) or "chatml", or NULL when its GGUF
- * template is not recognised. Static storage. */
+/* The model's chat template: "mistral-v7" (Mistral Small 3.1: v7 Tekken files and V7 GGUF templates), "mistral-v3"
+ * (since 0.3; v3 Tekken files as shipped for Mistral NeMo and Pixtral 12B, tekken_240718.json and tekken_240911.json,
+ * chosen by the file's config.version as mistral-common does) or "chatml", or NULL when its GGUF template is not
+ * recognised. Static storage. */
 MISTRAL_API const char *mistral_model_chat_template(const mistral_model *model);
 
-/* Renders a conversation to token ids with `template_name` ("mistral-v7", "chatml") or, when NULL, the model's own
- * template, exactly as mistral-common renders V7. Buffer rules as mistral_tokenize. Returns MISTRAL_ERR_UNSUPPORTED
+/* Renders a conversation to token ids with `template_name` ("mistral-v7", "mistral-v3", "chatml") or, when NULL, the
+ * model's own template, exactly as mistral-common renders V7 / V3. No tools: see mistral_chat_tokenize_json. Buffer rules as mistral_tokenize. Returns MISTRAL_ERR_UNSUPPORTED
  * when the model's template is not recognised (render the prompt yourself and use mistral_tokenize with
  * MISTRAL_TOKENIZE_PARSE_SPECIAL, or pass a template name), MISTRAL_ERR_INVALID_ARGUMENT for an invalid
  * conversation (unknown role, bad order, invalid UTF-8). */
@@ -231,6 +233,34 @@ MISTRAL_API mistral_status mistral_chat_tokenize(const mistral_model *model, con
                                                  const mistral_chat_message *messages, size_t n_messages,
                                                  uint32_t flags, int32_t *tokens, size_t capacity,
                                                  size_t *n_tokens);
+
+/* ---- Chat requests as JSON: tools, tool calls, tool results (since 0.3) ---------------------------------------
+ *
+ * Why JSON: mistral_chat_message has no struct_size and is passed as an array, so it cannot grow. Rather than a
+ * second struct family (message, tool call, tool, each with its own struct_size and lifetime rules), the request
+ * is the OpenAI chat-completion JSON that callers already build for every other server: new fields (content
+ * parts, response formats) can be read later without any ABI change, and a binding needs only json.dumps. Images,
+ * which JSON cannot carry cheaply, are passed as handles beside it.
+ *
+ * `request_json` (`len` bytes of UTF-8): {"messages": [...], "tools": [...]}; other top-level keys are ignored.
+ *   - message: {"role": "system"|"user"|"assistant"|"tool", "content": string | null | [parts]}
+ *     parts: {"type": "text", "text": "..."} and {"type": "image"} (takes the next of `images`, in order; all
+ *     `n_images` must be used; a message's images are rendered before its text).
+ *   - assistant calls: "tool_calls": [{"id": "9 alphanumerics", "type": "function",
+ *     "function": {"name": "...", "arguments": "JSON text" (or an object)}}]
+ *   - tool results: {"role": "tool", "tool_call_id": "...", "name": "..." (optional), "content": "..."}
+ *   - tools: [{"type": "function", "function": {"name", "description", "parameters": JSON schema}}]
+ * The V7 and V3 templates render this exactly as mistral-common 1.13.1 does (validation, merging, the tool list
+ * before the last user message, tool JSON written as Python's json.dumps writes it); all text, tool schemas and
+ * tool results included, is tokenized as plain text. A bad request (invalid JSON, a wrong type, an unknown role, a
+ * call id that is not 9 alphanumerics, tool results that do not match the calls, ...) is
+ * MISTRAL_ERR_INVALID_ARGUMENT with a message naming the field; tools with the "chatml" template, or v11+ Tekken
+ * files, MISTRAL_ERR_UNSUPPORTED. Flags and buffer rules as mistral_chat_tokenize. */
+MISTRAL_API mistral_status mistral_chat_tokenize_json(const mistral_model *model, const char *template_name,
+                                                      const char *request_json, size_t len,
+                                                      const mistral_image *const *images, size_t n_images,
+                                                      uint32_t flags, int32_t *tokens, size_t capacity,
+                                                      size_t *n_tokens);
 
 /* ---- Session (KV cache + sampler state) ---------------------------------------------------------------- */
 
@@ -242,11 +272,14 @@ typedef struct mistral_session_params {
     int32_t n_threads;  /* worker threads for the forward pass; 0 = number of online CPUs. Default 0 */
     uint64_t seed;      /* seed of the session's sampling RNG. Default 0xC0FFEE */
     uint32_t n_batch;   /* tokens evaluated per forward chunk during prompt processing. Default 512 */
-    int32_t kv_type;    /* how the KV cache stores keys/values: MISTRAL_KV_F16 (default) or MISTRAL_KV_F32 */
+    int32_t kv_type;    /* how the KV cache stores keys/values: MISTRAL_KV_F16 (default), MISTRAL_KV_F32, MISTRAL_KV_Q8_0 */
 } mistral_session_params;
 
 #define MISTRAL_KV_F16 0 /* 2 bytes per value: 2 * n_layer * n_kv_head * head_dim * 2 bytes per position */
 #define MISTRAL_KV_F32 1 /* 4 bytes per value, for comparing against float references */
+#define MISTRAL_KV_Q8_0 2 /* blocks of 32 int8 + an f16 scale: 34 bytes per 32 values, for long contexts; needs a
+                             head_dim that is a multiple of 32 (else mistral_session_create fails with
+                             MISTRAL_ERR_INVALID_ARGUMENT) */
 
 MISTRAL_API void mistral_session_params_init(mistral_session_params *params);
 
@@ -283,6 +316,11 @@ MISTRAL_API mistral_status mistral_eval_embd(mistral_session *session, const flo
  * answer; the next turn passes the whole conversation again and only its new part is computed. */
 MISTRAL_API mistral_status mistral_session_eval_chat(mistral_session *session, const char *template_name,
                                                      const mistral_chat_message *messages, size_t n_messages);
+/* (since 0.3) The same for a JSON request with tools (see mistral_chat_tokenize_json). After mistral_generate,
+ * mistral_session_last_tool_calls returns the calls the model made. */
+MISTRAL_API mistral_status mistral_session_eval_chat_json(mistral_session *session, const char *template_name,
+                                                          const char *request_json, size_t len,
+                                                          const mistral_image *const *images, size_t n_images);
 
 /* ---- Generation ------------------------------------------------------------------------------------------ */
 
@@ -387,6 +425,33 @@ MISTRAL_API mistral_status mistral_json_schema_to_grammar(const char *json_schem
 MISTRAL_API int32_t mistral_session_last_stop_reason(const mistral_session *session);
 /* Tokens sampled by the last mistral_generate call (the EOG token, when one ended it, is not counted). */
 MISTRAL_API uint32_t mistral_session_last_n_generated(const mistral_session *session);
+
+/* ---- Tool calls in the output (since 0.3) --------------------------------------------------------------------
+ * A model that calls tools writes the [TOOL_CALLS] control token and a JSON list of {"name", "arguments", "id"?}.
+ * A parse result holds each call's name, its arguments as JSON text (re-serialized as json.dumps writes it) and
+ * its id (9 random alphanumerics when the model wrote none), plus the text before [TOOL_CALLS]. Malformed call JSON
+ * gives MISTRAL_ERR_FORMAT (and *out_calls = NULL) with a message; text without [TOOL_CALLS] gives 0 calls. */
+typedef struct mistral_tool_calls mistral_tool_calls;
+
+/* Parses generated token ids (the [TOOL_CALLS] token, not text spelling it, starts the calls). */
+MISTRAL_API mistral_status mistral_tool_calls_parse(const mistral_model *model, const int32_t *tokens,
+                                                    size_t n_tokens, mistral_tool_calls **out_calls);
+/* Parses text in which the literal "[TOOL_CALLS]" starts the calls (e.g. generated with MISTRAL_GENERATE_SPECIAL). */
+MISTRAL_API mistral_status mistral_tool_calls_parse_text(const char *text, size_t len, mistral_tool_calls **out_calls);
+/* Parses the tokens the session's last mistral_generate call sampled (refused while a call on it runs). */
+MISTRAL_API mistral_status mistral_session_last_tool_calls(mistral_session *session, mistral_tool_calls **out_calls);
+/* Number of calls; 0 for NULL. */
+MISTRAL_API size_t mistral_tool_calls_count(const mistral_tool_calls *calls);
+/* NUL-terminated strings owned by `calls` (valid until mistral_tool_calls_free); NULL for NULL or index >= count. */
+MISTRAL_API const char *mistral_tool_calls_name(const mistral_tool_calls *calls, size_t index);
+MISTRAL_API const char *mistral_tool_calls_arguments(const mistral_tool_calls *calls, size_t index);
+MISTRAL_API const char *mistral_tool_calls_id(const mistral_tool_calls *calls, size_t index);
+/* The text before the first [TOOL_CALLS] (all of it when there are no calls). NULL for NULL. */
+MISTRAL_API const char *mistral_tool_calls_content(const mistral_tool_calls *calls);
+/* OpenAI's "tool_calls" list as JSON: [{"id", "type": "function", "function": {"name", "arguments"}}]. */
+MISTRAL_API const char *mistral_tool_calls_json(const mistral_tool_calls *calls);
+/* NULL is a no-op. */
+MISTRAL_API void mistral_tool_calls_free(mistral_tool_calls *calls);
 
 #ifdef __cplusplus
 }

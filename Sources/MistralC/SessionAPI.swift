@@ -28,7 +28,7 @@ public func mistral_session_create(_ model: OpaquePointer?, _ params: UnsafePoin
         o.seed = p.seed
         o.nBatch = Int(p.n_batch)
         guard let kv = KVCacheType(rawValue: p.kv_type) else {
-            throw invalid("mistral_session_params.kv_type is \(p.kv_type); use MISTRAL_KV_F16 or MISTRAL_KV_F32")
+            throw invalid("mistral_session_params.kv_type is \(p.kv_type); use MISTRAL_KV_F16, MISTRAL_KV_F32 or MISTRAL_KV_Q8_0")
         }
         o.kvType = kv
         let session = try Session(model: m, options: o)

@@ -4,7 +4,7 @@
 //                        [--grammar GBNF | --grammar-file FILE | --json-schema JSON | --json-schema-file FILE]
 //   mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--template NAME]
 //   mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
-//   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32]
+//   mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32|q8_0]
 import Glibc
 import MistralEngine
 
@@ -17,10 +17,10 @@ func usage() -> String {
                            [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]...
                            [--ignore-eos] [--no-special]
                            [--grammar GBNF | --grammar-file FILE | --json-schema JSON | --json-schema-file FILE]
-      mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|chatml]
+      mistral-cli chat -m MODEL [--system TEXT] [--image FILE]... [--mmproj MMPROJ.gguf] [--template mistral-v7|mistral-v3|chatml]
                        [-n N] [--temp T] [-t THREADS] ...
       mistral-cli tokenize -m MODEL [--bos] [--no-special] TEXT
-      mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32]
+      mistral-cli bench -m MODEL [-t THREADS] [--pp N] [--tg N] [--depth D] [--reps R] [--kv f16|f32|q8_0]
     MODEL: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenize only).
     Loading: --tokenizer tekken.json, --weights q8_0|q4_0 (re-quantize float weights while loading).
     generate prompts are parsed for special tokens (e.g. <|im_start|>) unless --no-special is given; chat renders
@@ -102,7 +102,8 @@ func sessionOptions(_ a: Arguments) throws -> SessionOptions {
     switch a.values["--kv"]?.last ?? "f16" {
     case "f16": o.kvType = .f16
     case "f32": o.kvType = .f32
-    case let other: throw UsageError(message: "--kv must be f16 or f32, got '\(other)'")
+    case "q8_0": o.kvType = .q8_0
+    case let other: throw UsageError(message: "--kv must be f16, f32 or q8_0, got '\(other)'")
     }
     return o
 }
@@ -173,7 +174,7 @@ func runChat(_ a: Arguments) throws {
         template = t
     } else {
         guard let t = model.chatTemplate else {
-            throw UsageError(message: "the model's chat template is not recognised; pass --template mistral-v7|chatml")
+            throw UsageError(message: "the model's chat template is not recognised; pass --template mistral-v7|mistral-v3|chatml")
         }
         template = t
     }
@@ -279,7 +280,7 @@ func runBench(_ a: Arguments) throws {
     }
     writeOut(Array(("{\"threads\": \(session.threadCount), \"pp\": \(pp), \"pp_tps\": \(bestPP), \"tg\": \(tg), "
         + "\"tg_tps\": \(bestTG), \"depth\": \(depth), \"kernels\": \"\(KernelDispatch.path.rawValue)\", "
-        + "\"kv\": \"\(o.kvType == .f16 ? "f16" : "f32")\"}\n").utf8))
+        + "\"kv\": \"\(o.kvType == .f16 ? "f16" : o.kvType == .f32 ? "f32" : "q8_0")\"}\n").utf8))
 }
 
 let argv = CommandLine.arguments

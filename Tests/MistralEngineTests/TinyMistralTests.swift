@@ -66,6 +66,23 @@ final class TinyMistralTests: XCTestCase {
         XCTAssertGreaterThan(d, 0, "f16 rounding should be visible; is the cache still f32?")
     }
 
+    /// The q8_0 cache: int8 keys and values move logits more than f16 does, but less than Q8_0 weights do
+    /// (relative L2 vs transformers: Q8_0 weights 0.033, llama.cpp's 0.033).
+    func testQ8KVCacheWithinBound() throws {
+        let ref = try loadNpy("tiny-s/reference/text_logits.npy")
+        let ids = int32s(try loadJSON("tiny-s/reference/text_greedy.json")["input_ids"])
+        let model = try load("gguf/tiny-s-f32.gguf")
+        func relL2(_ a: [Float]) -> Double {
+            var num = 0.0, den = 0.0
+            for (x, y) in zip(a, ref.values) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
+            return (num / den).squareRoot()
+        }
+        let q8 = relL2(try logits(model, ids, kv: .q8_0)), f16 = relL2(try logits(model, ids, kv: .f16))
+        print("tiny-s KV cache: rel L2 vs transformers f16 \(f16), q8_0 \(q8)")
+        XCTAssertLessThan(q8, 0.02)
+        XCTAssertGreaterThan(q8, f16, "q8_0 rounding should be visible; is the cache still f16?")
+    }
+
     /// Tiled attention: a 150-token prompt spans three 64-position KV blocks and many 8-token query blocks;
     /// evaluated in one chunk, in chunks of 7 and token by token, every position's logits agree (f32 cache).
     func testTiledAttentionIndependentOfChunking() throws {

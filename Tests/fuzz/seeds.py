@@ -73,6 +73,11 @@ def seeds():
                     b"\x0b" + json.dumps({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
                                            "$ref": "#/$defs/n"}).encode(),
                     b"\x05" + b'{"type": "string", "format": "date-time"}'],
+        # requests with tools, calls and results (V7 and V3), and model outputs with [TOOL_CALLS]
+        "chat-json": [bytes([i]) + json.dumps(c["request"], ensure_ascii=False).encode()
+                      for i, c in enumerate(json.load(open(os.path.join(FIX, "tekken-240911", "chat_tools_v7.json")))["cases"].values())]
+                     + [b"\x00[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": [1, {\"b\": \"\xc3\xa9\"}]}}]",
+                        b"\x01Sure.[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}, \"id\": \"abcdefghi\"}][TOOL_CALLS]{\"name\": \"g\"}"],
     }
     for name in bad_files:  # regression files seed the matching target
         target = name.split("--")[0]

@@ -148,3 +148,19 @@ def test_session_chat_reuses_prefix():
         msgs += [{"role": "assistant", "content": a1}, {"role": "user", "content": "Again"}]
         s.chat(msgs, max_tokens=4, ignore_eos=True)
         assert s.n_past == len(model.chat_tokenize(msgs)) + 4
+
+
+def test_kv_cache_types():
+    """Every KV cache type runs through the C API; q8_0 stays near transformers' logits, a bad name is refused."""
+    ids = fixture("tiny-s/reference/text_greedy.json")["input_ids"]
+    expected = np.load(os.path.join(TINY, "reference", "text_logits.npy"))
+    model = load(FORMATS[0])
+    diffs = {}
+    for kv in ("f32", "f16", "q8_0"):
+        with mistral.Session(model, n_ctx=128, threads=2, kv_type=kv) as s:
+            got = s.eval(ids, logits=True)
+            diffs[kv] = float(np.linalg.norm(got - expected) / np.linalg.norm(expected))  # relative L2
+    assert diffs["f32"] < 1e-5 and diffs["f16"] < 2e-3 and diffs["q8_0"] < 0.02
+    assert diffs["q8_0"] > diffs["f16"]
+    with pytest.raises(ValueError):
+        mistral.Session(model, n_ctx=128, kv_type="q4_0")

@@ -61,7 +61,14 @@ for qt in QuantType.allCases {
         }
     }
     guard let w = try? WeightMatrix(data: data, type: type, rows: rows, cols: cols) else { data.deallocate(); continue }
-    for path in KernelPath.available {
+    // the file layout on every path, then the row-interleaved one where the AVX-512 path repacks
+    var variants: [(KernelPath, WeightMatrix, String)] = KernelPath.available.map { ($0, w, $0.rawValue) }
+    let packed = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    defer { packed.deallocate() }
+    if KernelPath.available.contains(.avx512), Interleave.supports(qt), let m = try? w.interleavedCopy(into: packed) {
+        variants.append((.avx512, m, "avx512-il"))
+    }
+    for (path, w, label) in variants {
         KernelDispatch.use(path)
         guard KernelDispatch.kernel(type) != nil else { continue }
         var best1 = Double.infinity, best64 = Double.infinity
@@ -75,7 +82,7 @@ for qt in QuantType.allCases {
             best64 = min(best64, now() - t0)
         }
         let gmac = best64.isFinite ? Double(rows * cols * nTok) / best64 / 1e9 : 0
-        print("\(pad(type.name, 6)) \(pad(path.rawValue, 8)) "
+        print("\(pad(type.name, 6)) \(pad(label, 9)) "
               + "\(String(format1: Double(bytes) / best1 / 1e9)) \(String(format1: best1 * 1e3)) \(String(format1: gmac))")
     }
     data.deallocate()

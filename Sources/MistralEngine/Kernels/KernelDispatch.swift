@@ -3,6 +3,7 @@
 import MistralKernels
 import MistralKernelsAVX512
 import Synchronization
+import Glibc
 
 public enum KernelDispatch {
     private static let current = Atomic<Int>(KernelPath.allCases.firstIndex(of: KernelPath.selected) ?? 0)
@@ -18,11 +19,29 @@ public enum KernelDispatch {
         return true
     }
 
+    /// Repacking at load into the row-interleaved layout is on unless MISTRAL_REPACK=0 or a test turned it off.
+    private static let repack = Atomic<Bool>({
+        guard let v = getenv("MISTRAL_REPACK") else { return true }
+        return String(cString: v) != "0"
+    }())
+
+    /// Turns repacking of matrices loaded later on or off (tests compare both layouts).
+    public static func allowRepack(_ on: Bool) { repack.store(on, ordering: .relaxed) }
+
+    /// Whether weights of `type` loaded now should be repacked: the current path has interleaved kernels for it.
+    public static func prefersInterleaved(_ q: QuantType) -> Bool {
+        repack.load(ordering: .relaxed) && path == .avx512 && AVX512Kernels.interleaved[q] != nil
+    }
+
     /// The kernel for weights of `type` on the current path, nil for types without one (float weights).
     @inline(__always)
-    public static func kernel(_ type: GGMLType) -> QuantKernel? {
+    public static func kernel(_ type: GGMLType, interleaved: Bool = false) -> QuantKernel? {
         guard let q = QuantType(rawValue: type.rawValue) else { return nil }
         let p = path
+        if interleaved {
+            if p == .avx512, let k = AVX512Kernels.interleaved[q] { return k }
+            return GenericKernels.interleaved[q]
+        }
         if p == .avx512, let k = AVX512Kernels.table[q] { return k }
         if p >= .avx2, let k = AVX2Kernels.table[q] { return k }
         return GenericKernels.table[q]

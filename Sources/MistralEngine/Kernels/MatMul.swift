@@ -56,10 +56,18 @@ public enum MatMul {
     /// the rows of all targets are split across the pool as one range.
     public static func multiply(_ t0: MatMulTarget, _ t1: MatMulTarget?, _ t2: MatMulTarget?,
                                 x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, pool: WorkerPool) {
+        // interleaved matrices are split between threads in whole groups of 16 rows: keep every target's start
+        // in the concatenated rows on a group boundary
+        let anyInterleaved = t0.w.interleaved || t1?.w.interleaved == true || t2?.w.interleaved == true
+        if anyInterleaved, t1 != nil, t0.w.rows % 16 != 0 || (t2 != nil && (t1?.w.rows ?? 0) % 16 != 0) {
+            for t in [t0, t1, t2].compactMap({ $0 }) { multiply(t, nil, nil, x: x, n: n, acts: acts, pool: pool) }
+            return
+        }
         let cols = t0.w.cols
         let threads = pool.threadCount
-        let k0 = KernelDispatch.kernel(t0.w.type), k1 = t1.flatMap { KernelDispatch.kernel($0.w.type) }
-        let k2 = t2.flatMap { KernelDispatch.kernel($0.w.type) }
+        let k0 = KernelDispatch.kernel(t0.w.type, interleaved: t0.w.interleaved)
+        let k1 = t1.flatMap { KernelDispatch.kernel($0.w.type, interleaved: $0.w.interleaved) }
+        let k2 = t2.flatMap { KernelDispatch.kernel($0.w.type, interleaved: $0.w.interleaved) }
         let needsQ8_0 = [k0, k1, k2].contains { $0?.format == .q8_0 }
         let needsQ8_K = [k0, k1, k2].contains { $0?.format == .q8_K }
         if needsQ8_0 { acts.q8_0.setColumns(cols) }

@@ -97,3 +97,15 @@ public func allocateZeroed<T>(_ type: T.Type, count: Int, what: String) throws -
     }
     return raw.bindMemory(to: T.self, capacity: max(count, 1))
 }
+
+/// Memory for `bytes` of weights written once at load (not zeroed; free() releases it), in transparent huge pages
+/// where the kernel allows: with 4 KiB pages, faulting in gigabytes of repacked weights cost seconds per GB.
+public func allocateWeights(_ bytes: Int, what: String) throws -> UnsafeMutableRawPointer {
+    let huge = 2 << 20
+    var p: UnsafeMutableRawPointer?
+    guard bytes > 0, posix_memalign(&p, bytes >= huge ? huge : 64, bytes) == 0, let p else {
+        throw MistralError(.outOfMemory, "cannot allocate \(what) (\(bytes) bytes)")
+    }
+    if bytes >= huge { _ = madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE) }
+    return p
+}

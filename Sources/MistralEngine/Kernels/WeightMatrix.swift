@@ -1,5 +1,6 @@
-// A 2-D weight tensor in place in the mapped file: `rows` output features, each a row of `cols` input features
-// stored in the blocks of `type`.
+// A 2-D weight tensor: `rows` output features, each a row of `cols` input features stored in the blocks of
+// `type` — in place in the mapped file, or repacked at load into the row-interleaved layout of the AVX-512 GEMM
+// kernels (Interleave.swift), which holds the same bytes in another order.
 import MistralKernels
 
 public struct WeightMatrix: @unchecked Sendable {  // points into an immutable mapping owned by the model
@@ -8,8 +9,10 @@ public struct WeightMatrix: @unchecked Sendable {  // points into an immutable m
     public let rows: Int
     public let cols: Int
     public let rowBytes: Int
+    /// Rows in groups of 16 with their blocks side by side (Interleave.swift) rather than one after another.
+    public let interleaved: Bool
 
-    public init(data: UnsafeRawPointer, type: GGMLType, rows: Int, cols: Int) throws {
+    public init(data: UnsafeRawPointer, type: GGMLType, rows: Int, cols: Int, interleaved: Bool = false) throws {
         guard type.isComputable else {
             throw MistralError.unsupported("tensor type \(type.name) is not supported by the matrix kernels")
         }
@@ -21,12 +24,41 @@ public struct WeightMatrix: @unchecked Sendable {  // points into an immutable m
         self.rows = rows
         self.cols = cols
         self.rowBytes = rb
+        self.interleaved = interleaved
+    }
+
+    /// Whether this matrix has a row-interleaved form whose kernels the current path runs faster.
+    public var shouldInterleave: Bool {
+        guard !interleaved, let q = QuantType(rawValue: type.rawValue) else { return false }
+        return rows % Interleave.rows == 0 && KernelDispatch.prefersInterleaved(q)
+    }
+
+    /// The same matrix repacked into `dst` (rows * rowBytes bytes) in the row-interleaved layout.
+    public func interleavedCopy(into dst: UnsafeMutableRawPointer) throws -> WeightMatrix {
+        guard let q = QuantType(rawValue: type.rawValue), !interleaved,
+              Interleave.repack(q, data, rowBytes: rowBytes, rows: rows, into: dst) else {
+            throw MistralError.unsupported("\(type.name) matrix of \(rows) rows has no interleaved layout")
+        }
+        return try WeightMatrix(data: UnsafeRawPointer(dst), type: type, rows: rows, cols: cols, interleaved: true)
     }
 
     @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
     /// Writes row `r` as floats (used for embedding lookups).
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        if interleaved, let q = QuantType(rawValue: type.rawValue) {
+            // block by block back into the file's layout (at most 256 bytes a block)
+            let n = q.blockSize
+            withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { tmp in
+                guard let blk = tmp.baseAddress else { return }
+                for b in 0..<cols / n {
+                    Interleave.fileBlock(q, data, rowBytes: rowBytes, row: r, block: b, into: blk)
+                    (try? WeightMatrix(data: UnsafeRawPointer(blk), type: type, rows: 1, cols: n))?
+                        .dequantizeRow(0, into: out + b * n)
+                }
+            }
+            return
+        }
         let src = row(r)
         switch type {
         case .f32:

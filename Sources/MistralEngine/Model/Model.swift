@@ -45,6 +45,12 @@ public final class Model: Sendable {
         }
     }
 
+    /// A Tekken tokenizer's template follows its file's version (V3 or V7); other tokenizers in a Mistral folder
+    /// get V7.
+    static func tekkenTemplate(_ tokenizer: any Tokenizer) -> ChatTemplate {
+        (tokenizer as? TekkenTokenizer).map { ChatTemplate.forTekken(version: $0.version) } ?? .mistralV7
+    }
+
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
         self.path = path
         let explicitTokenizer = try o.tokenizerPath.map { try TekkenTokenizer.load(path: $0) as any Tokenizer }
@@ -53,7 +59,7 @@ public final class Model: Sendable {
             let gguf = try GGUFFile(file: MappedFile(path: p))
             format = "gguf"
             tokenizer = try explicitTokenizer ?? BPETokenizer.fromGGUF(gguf)
-            chatTemplate = explicitTokenizer != nil ? .mistralV7
+            chatTemplate = explicitTokenizer != nil ? Model.tekkenTemplate(tokenizer)
                 : (try gguf.string("tokenizer.chat_template")).flatMap { ChatTemplate.detect(jinja: $0) }
             let mmproj = try o.mmprojPath.map { try GGUFFile(path: $0) }
             visionConfig = try mmproj.map { try VisionConfig.fromGGUF($0) }
@@ -71,7 +77,7 @@ public final class Model: Sendable {
         case .huggingFace(let folder):
             format = "huggingface"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
-            chatTemplate = .mistralV7
+            chatTemplate = Model.tekkenTemplate(tokenizer)
             let json = try readJSONFile(folder + "/config.json")
             let config = try LlamaConfig.fromHuggingFace(json)
             arch = config.arch
@@ -91,7 +97,7 @@ public final class Model: Sendable {
         case .native(let folder):
             format = "native"
             tokenizer = try explicitTokenizer ?? Model.folderTokenizer(folder)
-            chatTemplate = .mistralV7
+            chatTemplate = Model.tekkenTemplate(tokenizer)
             let json = try readJSONFile(folder + "/params.json")
             let config = try LlamaConfig.fromNative(json)
             arch = config.arch
@@ -110,7 +116,7 @@ public final class Model: Sendable {
         case .tekkenJSON(let p):
             format = "tekken"
             tokenizer = try explicitTokenizer ?? TekkenTokenizer.load(path: p)
-            chatTemplate = .mistralV7
+            chatTemplate = Model.tekkenTemplate(tokenizer)
             arch = "tokenizer"
             weights = nil
             vision = nil

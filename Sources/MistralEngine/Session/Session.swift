@@ -84,6 +84,8 @@ public final class Session {
     private var grammarMatcher: GrammarMatcher?
     public private(set) var lastStopReason = StopReason.none
     public private(set) var lastGenerated = 0
+    /// The tokens the last generate call sampled (its EOG token excluded), for parsing tool calls from them.
+    private var generatedTokens: [Int32] = []
     /// Set while a call runs; a second call (another thread, or re-entrant from a callback) is refused.
     private let busy = Atomic<Bool>(false)
 
@@ -120,7 +122,7 @@ public final class Session {
     /// the activations, logits, rope tables and per-thread attention scratch. In Double so that no file-sized
     /// product overflows.
     static func runStateBytes(_ c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType) -> Double {
-        let kvCache = Double(c.nLayer) * Double(c.kvDim) * Double(nCtx) * 2 * Double(kvType.bytesPerValue)
+        let kvCache = Double(c.nLayer) * Double(nCtx) * 2 * Double(kvType.bytes(values: c.kvDim))
         let perRow = Double(c.nEmbd + max(c.nEmbd, c.qDim) + 2 * c.qDim + 2 * c.kvDim + 2 * c.nFF + c.rotDim
                             + max(c.nEmbd, c.nFF, c.qDim))
         let block = LlamaState.kvBlock, queries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
@@ -301,6 +303,9 @@ public final class Session {
     /// Evaluates `prompt`, then samples until a stop condition. `onText(bytes, token)` gets complete UTF-8 text
     /// and returns false to stop. Throws contextFull (after delivering the text so far) and cancelled.
     @discardableResult
+    /// The tokens sampled by the last generate call (refused, like any call, while another one runs).
+    public func lastGeneratedTokens() throws -> [Int32] { try exclusive { generatedTokens } }
+
     public func generate(prompt: [Int32], options o: GenerateOptions,
                          onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
         try generate(prompt: prompt, makeOptions: { o }, onText: onText)
@@ -355,6 +360,7 @@ public final class Session {
             throw MistralError.invalid("n_logprobs must be in 0...256, got \(o.topLogprobs)")
         }
         let matcher = try o.grammar.map { try self.matcher(for: $0) }
+        generatedTokens.removeAll(keepingCapacity: true)
         var prompt = prompt
         if o.reusePrefix {
             prompt = Array(prompt[try keepCommonPrefix(prompt)...])
@@ -406,6 +412,7 @@ public final class Session {
             }
             try evalTokens([token])
             lastGenerated += 1
+            generatedTokens.append(token)
             let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
             let event = TokenEvent(token: token, text: text,
                                    logprob: wantLogprobs ? logprobs.logprob(of: token, raw: raw) : .nan,

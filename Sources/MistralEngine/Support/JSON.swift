@@ -1,36 +1,43 @@
-// A small, strict JSON reader (RFC 8259) for model metadata files: config.json, params.json, tekken.json and
-// safetensors headers. No Foundation. Depth and size are bounded; errors name the byte offset.
+// A small, strict JSON reader (RFC 8259) for model metadata files (config.json, params.json, tekken.json,
+// safetensors headers) and chat requests. No Foundation. Depth and size are bounded; errors name the byte offset.
+// With `preserveOrder` (chat requests, whose tool schemas are re-serialized as Python's json.dumps writes them)
+// objects keep their keys in order of first appearance and numbers keep their literal text.
 
 public enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
-    case number(Double)
+    /// `literal`: the number as written, when parsed with `preserveOrder`.
+    case number(Double, literal: String? = nil)
     case string(String)
     case array([JSON])
-    case object([String: JSON])
+    /// `keys`: the keys in order of first appearance, when parsed with `preserveOrder` (else empty).
+    case object([String: JSON], keys: [String] = [])
 
     public subscript(key: String) -> JSON? {
-        if case .object(let o) = self { return o[key] }
+        if case .object(let o, _) = self { return o[key] }
         return nil
     }
 
     public var string: String? { if case .string(let s) = self { return s }; return nil }
-    public var double: Double? { if case .number(let d) = self { return d }; return nil }
+    public var double: Double? { if case .number(let d, _) = self { return d }; return nil }
     public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var array: [JSON]? { if case .array(let a) = self { return a }; return nil }
-    public var object: [String: JSON]? { if case .object(let o) = self { return o }; return nil }
+    public var object: [String: JSON]? { if case .object(let o, _) = self { return o }; return nil }
     public var isNull: Bool { self == .null }
 
     /// The value as an integer when it is a number with no fractional part in Int range.
     public var int: Int? {
-        guard case .number(let d) = self, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
+        guard case .number(let d, _) = self, d.rounded() == d, abs(d) < 9.0e15 else { return nil }
         return Int(d)
     }
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer, what: String = "JSON") throws -> JSON {
-        // The parsed tree takes up to ~24 bytes per input byte ("[0,0,..." is 2 bytes per 24-byte value).
-        try MemoryBudget.ensure(bytes: Double(bytes.count) * 24, what: "parsing \(what) (\(bytes.count) bytes)")
+    public static func parse(_ bytes: UnsafeRawBufferPointer, what: String = "JSON", preserveOrder: Bool = false) throws -> JSON {
+        // The parsed tree takes up to ~24 bytes per input byte ("[0,0,..." is 2 bytes per 24-byte value); keys
+        // and literals kept in order up to twice that.
+        try MemoryBudget.ensure(bytes: Double(bytes.count) * (preserveOrder ? 48 : 24),
+                                what: "parsing \(what) (\(bytes.count) bytes)")
         var p = JSONParser(bytes: bytes, what: what)
+        p.preserveOrder = preserveOrder
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
@@ -38,9 +45,9 @@ public enum JSON: Sendable, Equatable {
         return v
     }
 
-    public static func parse(_ text: String, what: String = "JSON") throws -> JSON {
+    public static func parse(_ text: String, what: String = "JSON", preserveOrder: Bool = false) throws -> JSON {
         var copy = text
-        return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), what: what) }
+        return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), what: what, preserveOrder: preserveOrder) }
     }
 }
 
@@ -48,6 +55,7 @@ private struct JSONParser {
     let bytes: UnsafeRawBufferPointer
     let what: String
     var i = 0
+    var preserveOrder = false
     static let maxDepth = 128
 
     init(bytes: UnsafeRawBufferPointer, what: String) {
@@ -82,6 +90,7 @@ private struct JSONParser {
         case UInt8(ascii: "{"):
             i += 1
             var o: [String: JSON] = [:]
+            var keys: [String] = []
             skipSpace()
             if i < bytes.count && bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
             while true {
@@ -92,11 +101,14 @@ private struct JSONParser {
                 guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 i += 1
                 skipSpace()
-                o[key] = try value(depth: depth + 1)
+                // a repeated key keeps its first place and takes the last value, as Python's json.loads does
+                let v = try value(depth: depth + 1)
+                if preserveOrder && o[key] == nil { keys.append(key) }
+                o[key] = v
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end") }
                 if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o, keys: keys) }
                 throw fail("expected ',' or '}'")
             }
         case UInt8(ascii: "["):
@@ -125,7 +137,10 @@ private struct JSONParser {
             try expect("null")
             return .null
         default:
-            return .number(try number())
+            let start = i
+            let d = try number()
+            if !preserveOrder { return .number(d) }
+            return .number(d, literal: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
         }
     }
 

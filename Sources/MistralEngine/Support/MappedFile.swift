@@ -43,5 +43,15 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init; t
         withExtendedLifetime(sum) {}
     }
 
+    /// Gives back the memory of the whole pages inside [p, p + count) when they lie in this mapping (after their
+    /// tensor was copied elsewhere): the private read-only mapping re-reads them from the file if touched again.
+    public func dropPages(_ p: UnsafeRawPointer, _ count: Int) {
+        guard p >= base, count > 0, p - base <= size - count else { return }
+        let page = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
+        let start = (Int(bitPattern: p) + page - 1) / page * page, end = (Int(bitPattern: p) + count) / page * page
+        guard end > start, let q = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(q, end - start, MADV_DONTNEED)
+    }
+
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
 }

@@ -13,4 +13,15 @@ public enum GenericKernels {
         .q2_K: QuantKernel(.q8_K, KQuantsLowGeneric.q2_K),
         .q3_K: QuantKernel(.q8_K, KQuantsLowGeneric.q3_K),
     ]
+
+    /// On the row-interleaved layout (Interleave.swift).
+    public static let interleaved: [QuantType: QuantKernel] = [
+        .q4_0: QuantKernel(.q8_0, InterleavedGeneric.q4_0),
+        .q4_1: QuantKernel(.q8_0, InterleavedGeneric.q4_1),
+        .q5_0: QuantKernel(.q8_0, InterleavedGeneric.q5_0),
+        .q5_1: QuantKernel(.q8_0, InterleavedGeneric.q5_1),
+        .q8_0: QuantKernel(.q8_0, InterleavedGeneric.q8_0),
+        .q4_K: QuantKernel(.q8_K, InterleavedGeneric.q4_K),
+        .q6_K: QuantKernel(.q8_K, InterleavedGeneric.q6_K),
+    ]
 }

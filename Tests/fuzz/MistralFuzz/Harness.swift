@@ -18,6 +18,7 @@ let fuzzTargets: [(String, @Sendable (UnsafeRawBufferPointer) -> Void)] = [
     ("tokenize-tekken", { fuzzTokenize($0, Fixture.tekkenModel) }),
     ("chat", fuzzChat),
     ("grammar", fuzzGrammar),
+    ("chat-json", fuzzChatJSON),
 ]
 
 /// Byte 0: bit 0 = JSON schema (else GBNF grammar), bits 1-2 = temperature 0 / 0.5 / 1 / 2, bit 3 = logprobs;
@@ -232,6 +233,34 @@ func fuzzChat(_ data: UnsafeRawBufferPointer) {
     withMessages(strings, 0, []) { messages in
         template.withOptionalCString { t in
             _ = mistral_chat_tokenize(model, t, messages, messages.count, UInt32(first >> 2 & 1), &ids, ids.count, &n)
+        }
+    }
+}
+
+/// The JSON request entry point and the tool-call parsers: the first byte picks the template and flags; the rest
+/// is the request JSON, and also text and tokens to parse for calls.
+func fuzzChatJSON(_ data: UnsafeRawBufferPointer) {
+    guard let model = Fixture.tekkenModel, let first = data.first else { return }
+    let rest = Array(data.dropFirst())
+    let template: String? = [nil, "mistral-v7", "mistral-v3", "chatml"][Int(first) % 4]
+    var ids = [Int32](repeating: 0, count: 1 << 16)
+    var n = 0
+    rest.withUnsafeBufferPointer { buf in
+        buf.withMemoryRebound(to: CChar.self) { text in
+            template.withOptionalCString { t in
+                _ = mistral_chat_tokenize_json(model, t, text.baseAddress, text.count, nil, 0, UInt32(first >> 2 & 1),
+                                               &ids, ids.count, &n)
+            }
+            var calls: OpaquePointer?
+            if mistral_tool_calls_parse_text(text.baseAddress, text.count, &calls) == MISTRAL_OK {
+                for i in 0..<mistral_tool_calls_count(calls) { _ = mistral_tool_calls_arguments(calls, i) }
+                mistral_tool_calls_free(calls)
+            }
+            // the same bytes as tokens (control tokens parsed, so [TOOL_CALLS] is the marker token)
+            if mistral_tokenize(model, text.baseAddress, text.count, UInt32(MISTRAL_TOKENIZE_PARSE_SPECIAL), &ids, ids.count, &n) == MISTRAL_OK,
+               mistral_tool_calls_parse(model, ids, n, &calls) == MISTRAL_OK {
+                mistral_tool_calls_free(calls)
+            }
         }
     }
 }

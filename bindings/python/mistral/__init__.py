@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import math
 import queue
@@ -19,8 +20,8 @@ import signal
 import threading
 from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
-__all__ = ["Model", "Session", "Image", "MistralError", "Completion", "Piece", "json_schema_to_grammar",
-           "set_log_callback", "version", "library_path"]
+__all__ = ["Model", "Session", "Image", "MistralError", "ChatReply", "Completion", "Piece", "parse_tool_calls",
+           "json_schema_to_grammar", "set_log_callback", "version", "library_path"]
 
 # ---- status codes (mistral.h) -------------------------------------------------------------------------------
 OK = 0
@@ -177,6 +178,19 @@ _signatures = {
     "mistral_session_eval_chat": ([_P, ctypes.c_char_p, ctypes.POINTER(_ChatMessage), _sz], ctypes.c_int32),
     "mistral_chat_tokenize": ([_P, ctypes.c_char_p, ctypes.POINTER(_ChatMessage), _sz, ctypes.c_uint32, _i32p, _sz,
                                _szp], ctypes.c_int32),
+    "mistral_chat_tokenize_json": ([_P, ctypes.c_char_p, ctypes.c_char_p, _sz, _P, _sz, ctypes.c_uint32, _i32p, _sz,
+                                    _szp], ctypes.c_int32),
+    "mistral_session_eval_chat_json": ([_P, ctypes.c_char_p, ctypes.c_char_p, _sz, _P, _sz], ctypes.c_int32),
+    "mistral_tool_calls_parse": ([_P, _i32p, _sz, ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_tool_calls_parse_text": ([ctypes.c_char_p, _sz, ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_session_last_tool_calls": ([_P, ctypes.POINTER(_P)], ctypes.c_int32),
+    "mistral_tool_calls_count": ([_P], _sz),
+    "mistral_tool_calls_name": ([_P, _sz], ctypes.c_char_p),
+    "mistral_tool_calls_arguments": ([_P, _sz], ctypes.c_char_p),
+    "mistral_tool_calls_id": ([_P, _sz], ctypes.c_char_p),
+    "mistral_tool_calls_content": ([_P], ctypes.c_char_p),
+    "mistral_tool_calls_json": ([_P], ctypes.c_char_p),
+    "mistral_tool_calls_free": ([_P], None),
     "mistral_tokenize": ([_P, ctypes.c_char_p, _sz, ctypes.c_uint32, _i32p, _sz, _szp], ctypes.c_int32),
     "mistral_detokenize": ([_P, _i32p, _sz, ctypes.c_uint32, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
     "mistral_token_to_piece": ([_P, ctypes.c_int32, ctypes.c_uint32, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
@@ -456,6 +470,95 @@ def _chat_array(messages: Sequence[dict]):
     return (_ChatMessage * max(len(structs), 1))(*structs), keep
 
 
+_TOOL_KEYS = ("tool_calls", "tool_call_id")
+
+
+def _needs_json(messages, tools) -> bool:
+    """Tools, tool calls, tool results or content parts need the JSON request form; plain text chats keep the
+    struct form."""
+    if tools is not None:
+        return True
+    return any(isinstance(m, dict) and (m.get("role") == "tool" or any(k in m for k in _TOOL_KEYS)
+                                        or isinstance(m.get("content"), list)) for m in messages)
+
+
+def _chat_request(messages: Sequence[dict], tools):
+    """The OpenAI-shaped JSON request (UTF-8) and its image handles (from "images" lists and image parts)."""
+    if isinstance(messages, (str, bytes, dict)) or not hasattr(messages, "__iter__"):
+        raise TypeError("messages must be a list of dicts")
+    images: list = []
+    out = []
+    for m in messages:
+        if not isinstance(m, dict):
+            raise TypeError(f"a chat message must be a dict, got {type(m).__name__}")
+        m = dict(m)
+        extra = [Image.of(x) for x in m.pop("images", None) or []]
+        content = m.get("content")
+        if isinstance(content, list):
+            parts = []
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image" and "image" in part:
+                    images.append(Image.of(part["image"]))
+                    parts.append({"type": "image"})
+                else:
+                    parts.append(part)
+            content = parts
+        if extra:
+            images.extend(extra)
+            text = [] if content in (None, "") else ([{"type": "text", "text": content}] if isinstance(content, str)
+                                                      else content)
+            content = [{"type": "image"} for _ in extra] + text
+        if "content" in m or extra:
+            m["content"] = content
+        out.append(m)
+    request = {"messages": out}
+    if tools is not None:
+        request["tools"] = list(tools)
+    try:
+        data = json.dumps(request, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise MistralError(ERR_INVALID_ARGUMENT, f"the chat request cannot be written as JSON: {e}") from None
+    arr = (ctypes.c_void_p * max(len(images), 1))(*[i.handle.value for i in images])
+    return data, arr, images
+
+
+def _take_tool_calls(status: int, handle: ctypes.c_void_p, call: str) -> dict:
+    """{"content": str, "tool_calls": [OpenAI calls] or None} from a parse handle (freed here)."""
+    _check(status, call)
+    try:
+        calls = json.loads(_lib.mistral_tool_calls_json(handle).decode("utf-8"))
+        content = _lib.mistral_tool_calls_content(handle).decode("utf-8", "replace")
+    finally:
+        _lib.mistral_tool_calls_free(handle)
+    return {"content": content, "tool_calls": calls or None}
+
+
+def parse_tool_calls(text: Union[str, bytes]) -> dict:
+    """Parses text in which "[TOOL_CALLS]" starts the model's calls (e.g. generated with special_out=True):
+    {"content": text before it, "tool_calls": [{"id", "type": "function", "function": {"name", "arguments"}}] or
+    None}. Ids the model did not write are generated (9 alphanumerics). Malformed call JSON raises
+    MistralError(ERR_FORMAT)."""
+    data = _text_arg("text", text)
+    handle = ctypes.c_void_p()
+    return _take_tool_calls(_lib.mistral_tool_calls_parse_text(data, len(data), ctypes.byref(handle)), handle,
+                            "mistral_tool_calls_parse_text")
+
+
+class ChatReply(Completion):
+    """Session.chat's answer: the text (a str, as before; `.logprobs` as on a Completion), plus the OpenAI-shaped `tool_calls` the model made (None
+    when it made none), `tool_call_error` (the parser's message when the model wrote malformed call JSON; the text
+    is then everything it wrote) and `message`, the reply as an assistant message to append to the conversation."""
+
+    tool_calls: Optional[list] = None
+    tool_call_error: Optional[str] = None
+
+    @property
+    def message(self) -> dict:
+        if self.tool_calls:
+            return {"role": "assistant", "content": str(self) or None, "tool_calls": self.tool_calls}
+        return {"role": "assistant", "content": str(self)}
+
+
 # ---- Model ---------------------------------------------------------------------------------------------------------
 class Model(_Handle):
     """Weights + tokenizer. Immutable after loading; may be shared by sessions on several threads."""
@@ -501,14 +604,28 @@ class Model(_Handle):
         name = _lib.mistral_model_chat_template(self.handle)
         return name.decode() if name else None
 
-    def chat_tokenize(self, messages: Sequence[dict], template: Optional[str] = None,
-                      add_generation_prompt: bool = True) -> list:
-        """Token ids of a conversation [{"role": "system"|"user"|"assistant", "content": str,
-        "images": [path | bytes | PIL image | numpy array | Image, ...]}, ...], rendered with the model's chat
-        template (or `template`) exactly as mistral-common does; images become their [IMG] grids."""
-        arr, keep = _chat_array(messages)
+    def chat_tokenize(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None,
+                      template: Optional[str] = None, add_generation_prompt: bool = True) -> list:
+        """Token ids of a conversation in OpenAI's shape, rendered with the model's chat template (or `template`)
+        exactly as mistral-common does: [{"role": "system"|"user"|"assistant"|"tool", "content": str | None,
+        "images": [path | bytes | PIL image | numpy array | Image, ...]}, ...]; assistant messages may carry
+        "tool_calls": [{"id", "type": "function", "function": {"name", "arguments": JSON str}}], tool results are
+        {"role": "tool", "tool_call_id", "name", "content"}; `tools` is OpenAI's tool list. Images become their
+        [IMG] grids."""
         flags = CHAT_ADD_GENERATION_PROMPT if add_generation_prompt else 0
         tname = _cstr_arg("template", template) if template is not None else None
+        if _needs_json(messages, tools):
+            data, images, keep = _chat_request(messages, tools)
+            n = ctypes.c_size_t(0)
+            args = (self.handle, tname, data, len(data), images, len(keep), flags)
+            status = _lib.mistral_chat_tokenize_json(*args, None, 0, ctypes.byref(n))
+            if status not in (OK, ERR_BUFFER_TOO_SMALL):
+                _check(status, "mistral_chat_tokenize_json")
+            buf = (ctypes.c_int32 * max(n.value, 1))()
+            _check(_lib.mistral_chat_tokenize_json(*args, buf, n.value, ctypes.byref(n)), "mistral_chat_tokenize_json")
+            del keep
+            return list(buf[: n.value])
+        arr, keep = _chat_array(messages)
         n = ctypes.c_size_t(0)
         status = _lib.mistral_chat_tokenize(self.handle, tname, arr, len(messages), flags, None, 0, ctypes.byref(n))
         if status not in (OK, ERR_BUFFER_TOO_SMALL):
@@ -518,6 +635,13 @@ class Model(_Handle):
                "mistral_chat_tokenize")
         del keep
         return list(buf[: n.value])
+
+    def parse_tool_calls(self, tokens: Sequence[int]) -> dict:
+        """Parses generated token ids (the [TOOL_CALLS] token starts the calls); see mistral.parse_tool_calls."""
+        arr = _int_array(tokens)
+        handle = ctypes.c_void_p()
+        return _take_tool_calls(_lib.mistral_tool_calls_parse(self.handle, arr, len(tokens), ctypes.byref(handle)),
+                                handle, "mistral_tool_calls_parse")
 
     def is_eog(self, token: int) -> bool:
         return bool(_lib.mistral_model_token_is_eog(self.handle, _int_arg("token", token, *_I32)))
@@ -600,11 +724,11 @@ class Session(_Handle):
     _kind = "session"
     _free = staticmethod(lambda h: _lib.mistral_session_free(h))
 
-    KV_TYPES = {"f16": 0, "f32": 1}
+    KV_TYPES = {"f16": 0, "f32": 1, "q8_0": 2}
 
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
                  n_batch: Optional[int] = None, kv_type: str = "f16"):
-        """kv_type: how the KV cache stores keys and values, "f16" (default) or "f32"."""
+        """kv_type: how the KV cache stores keys and values, "f16" (default), "f32" or "q8_0" (34 bytes per 32 values)."""
         self._handle = None
         self._calls = 0            # calls on this session now running (close() refuses while > 0)
         self._calls_lock = threading.Lock()
@@ -706,20 +830,39 @@ class Session(_Handle):
                "mistral_eval_embd")
         return out
 
-    def chat(self, messages: Sequence[dict], template: Optional[str] = None, temperature: Optional[float] = None,
-             **kwargs) -> str:
-        """Answers the conversation `messages` (the last one from the user; user messages may carry "images").
+    def chat(self, messages: Sequence[dict], tools: Optional[Sequence[dict]] = None, template: Optional[str] = None,
+             temperature: Optional[float] = None, **kwargs) -> "ChatReply":
+        """Answers the conversation `messages` (OpenAI-shaped, as Model.chat_tokenize takes them; the last one from
+        the user or a tool; user messages may carry "images"), offering `tools` (OpenAI's tool list) to the model.
         The whole conversation is passed each time; the session evaluates only what it does not already hold, so
         earlier turns and images are not recomputed. Temperature defaults to the model's recommendation (0.15 for
-        Mistral V7 models)."""
-        arr, keep = _chat_array(messages)
+        Mistral V7 models). Returns a ChatReply: the text, with `.tool_calls` (OpenAI-shaped) when the model called
+        tools and `.message` to append to `messages`."""
         tname = _cstr_arg("template", template) if template is not None else None
-        _check(self._call("mistral_session_eval_chat", self.handle, tname, arr, len(messages)),
-               "mistral_session_eval_chat")
+        if _needs_json(messages, tools):
+            data, images, keep = _chat_request(messages, tools)
+            _check(self._call("mistral_session_eval_chat_json", self.handle, tname, data, len(data), images, len(keep)),
+                   "mistral_session_eval_chat_json")
+        else:
+            arr, keep = _chat_array(messages)
+            _check(self._call("mistral_session_eval_chat", self.handle, tname, arr, len(messages)),
+                   "mistral_session_eval_chat")
         del keep
         if temperature is None:
-            temperature = 0.15 if (template or self.model.chat_template) == "mistral-v7" else 0.7
-        return self.generate([], temperature=temperature, **kwargs)
+            temperature = {"mistral-v7": 0.15, "mistral-v3": 0.3}.get(template or self.model.chat_template, 0.7)
+        text = self.generate([], temperature=temperature, **kwargs)
+        handle = ctypes.c_void_p()
+        status = self._call("mistral_session_last_tool_calls", self.handle, ctypes.byref(handle))
+        if status == ERR_FORMAT:
+            reply = ChatReply(text)
+            reply.tool_call_error = (_lib.mistral_last_error() or b"").decode("utf-8", "replace")
+            reply.logprobs = text.logprobs
+            return reply
+        parsed = _take_tool_calls(status, handle, "mistral_session_last_tool_calls")
+        reply = ChatReply(parsed["content"] if parsed["tool_calls"] else text)
+        reply.tool_calls = parsed["tool_calls"]
+        reply.logprobs = text.logprobs
+        return reply
 
     def _params(self, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n, seed, stop,
                 ignore_eos, special_out, reuse_prefix=False):

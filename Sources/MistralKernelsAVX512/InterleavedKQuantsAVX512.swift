@@ -1,0 +1,241 @@
+// K-quant kernels on the row-interleaved layout (Interleave.swift) with AVX-512 VNNI: tiles of 16 weight rows x
+// up to 8 tokens against q8_K activations. Q4_K per 256-block: the mins term first — the 8 six-bit mins of the
+// 16 rows as int16 pairs, 4 vpdpwssd against each token's per-32 activation sums — then per sub-block the 8
+// value registers unpack once and every token takes 8 vpdpbusd, one vpmulld by the rows' sub-block scales and
+// an add, all exact in int32; two FMAs per block and token turn the sums into floats. Q6_K: the -32 offset as
+// 8 vpdpwssd of the rows' int8 scales (int16 pairs) against the per-16 activation sums, then per 16-value
+// sub-block 4 vpdpbusd and a vpmulld by its scale; one FMA per block and token. InterleavedGeneric does the
+// same arithmetic in the same order, so the results equal it bit for bit.
+import _Builtin_intrinsics.intel
+import MistralKernels
+
+public enum InterleavedKQuantsAVX512 {
+    public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                            _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        groups(Q4KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    public static func q6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                            _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        groups(Q6KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    /// Every group of 16 rows in `rows` (16-aligned) against the tokens in tiles of 8, then 4, then 1.
+    @inline(__always)
+    static func groups<K: KTile>(_: K.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
+                                 _ x: ActivationView, _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>,
+                                 _ yStride: Int) {
+        var g = rows.lowerBound
+        while g < rows.upperBound {
+            let grp = w + g &* rowBytes
+            var t = tokens.lowerBound
+            while t &+ 8 <= tokens.upperBound {
+                K.tile(EightTokens.self, grp, x, t, y + t &* yStride + g, yStride)
+                t &+= 8
+            }
+            if t &+ 4 <= tokens.upperBound {
+                K.tile(FourTokens.self, grp, x, t, y + t &* yStride + g, yStride)
+                t &+= 4
+            }
+            while t < tokens.upperBound {
+                K.tile(OneToken.self, grp, x, t, y + t &* yStride + g, yStride)
+                t &+= 1
+            }
+            g &+= 16
+        }
+    }
+
+}
+
+/// One K-quant's register tile: one group of 16 rows against T.width tokens from t.
+protocol KTile {
+    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
+                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+}
+
+@inline(__always) func srl(_ v: __m512i, _ n: Int) -> __m512i { _mm512_srli_epi32(v, UInt32(truncatingIfNeeded: n)) }
+
+enum Q4KTile: KTile {
+    @inline(__always)
+    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
+                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let low = _mm512_set1_epi8(15), six = _mm512_set1_epi32(63), four = _mm512_set1_epi32(15)
+        let hi2 = _mm512_set1_epi32(0x30), zero = _mm512_setzero_si512()
+        var acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        var acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0
+
+        var b = 0
+        while b < nb {
+            let p = grp + b &* (16 &* 144)
+            let dw = _mm512_cvtph_ps(load256(p)), dmin = _mm512_cvtph_ps(load256(p + 32))
+            let p0 = load512(p + 64), p1 = load512(p + 128), p2 = load512(p + 192)
+
+            // mins: m_j (6 bits) of the 16 rows, as int16 pairs (m_2i, m_2i+1) per 32-bit lane
+            @inline(__always) func minOf(_ j: Int) -> __m512i {
+                if j < 4 { return _mm512_and_si512(srl(p1, 8 &* j), six) }
+                let k = 8 &* (j &- 4)
+                return _mm512_or_si512(_mm512_and_si512(srl(p2, k &+ 4), four), _mm512_and_si512(srl(p1, k &+ 2), hi2))
+            }
+            @inline(__always) func pair(_ j: Int) -> __m512i {
+                _mm512_or_si512(minOf(j), _mm512_slli_epi32(minOf(j &+ 1), 16))
+            }
+            let m01 = pair(0), m23 = pair(2), m45 = pair(4), m67 = pair(6)
+            @inline(__always) func mins(_ u: Int, _ acc: inout __m512) {
+                let s = x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16)
+                @inline(__always) func bc(_ i: Int) -> __m512i {
+                    // (Σa of sub-block 2i, of 2i + 1) as one int16 pair
+                    let lo = UInt32(UInt16(bitPattern: s[4 &* i] &+ s[4 &* i &+ 1]))
+                    let hi = UInt32(UInt16(bitPattern: s[4 &* i &+ 2] &+ s[4 &* i &+ 3]))
+                    return _mm512_set1_epi32(Int32(bitPattern: lo | hi << 16))
+                }
+                var m = _mm512_dpwssd_epi32(zero, m01, bc(0))
+                m = _mm512_dpwssd_epi32(m, m23, bc(1))
+                m = _mm512_dpwssd_epi32(m, m45, bc(2))
+                m = _mm512_dpwssd_epi32(m, m67, bc(3))
+                let da = x.d[(t &+ u) &* nb &+ b]
+                acc = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(m)),
+                                      _mm512_mul_ps(dmin, _mm512_set1_ps(da)), acc)
+            }
+            mins(0, &acc0)
+            if nt > 1 { mins(1, &acc1); mins(2, &acc2); mins(3, &acc3) }
+            if nt > 4 { mins(4, &acc4); mins(5, &acc5); mins(6, &acc6); mins(7, &acc7) }
+
+            var i0 = zero, i1 = zero, i2 = zero, i3 = zero, i4 = zero, i5 = zero, i6 = zero, i7 = zero
+            var j = 0
+            while j < 8 {
+                // sub-block j's scale per row
+                let sc: __m512i
+                if j < 4 {
+                    sc = _mm512_and_si512(srl(p0, 8 &* j), six)
+                } else {
+                    let k = 8 &* (j &- 4)
+                    sc = _mm512_or_si512(_mm512_and_si512(srl(p2, k), four), _mm512_and_si512(srl(p0, k &+ 2), hi2))
+                }
+                let q = p + (256 &+ 512 &* (j >> 1))
+                let shift: UInt32 = j & 1 == 0 ? 0 : 4
+                @inline(__always) func val(_ k: Int) -> __m512i {
+                    _mm512_and_si512(_mm512_srli_epi16(load512(q + 64 &* k), shift), low)
+                }
+                let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3), v4 = val(4), v5 = val(5), v6 = val(6), v7 = val(7)
+                @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {
+                    let row: Int = (t &+ u) &* cols
+                    let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ j &* 32))
+                    @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
+                    var c0 = _mm512_dpbusd_epi32(zero, v0, bc(0))
+                    var c1 = _mm512_dpbusd_epi32(zero, v1, bc(4))
+                    c0 = _mm512_dpbusd_epi32(c0, v2, bc(8))
+                    c1 = _mm512_dpbusd_epi32(c1, v3, bc(12))
+                    c0 = _mm512_dpbusd_epi32(c0, v4, bc(16))
+                    c1 = _mm512_dpbusd_epi32(c1, v5, bc(20))
+                    c0 = _mm512_dpbusd_epi32(c0, v6, bc(24))
+                    c1 = _mm512_dpbusd_epi32(c1, v7, bc(28))
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_add_epi32(c0, c1), sc))
+                }
+                step(0, &i0)
+                if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
+                if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
+                j &+= 1
+            }
+            @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
+                let da = x.d[(t &+ u) &* nb &+ b]
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
+            }
+            scaled(0, i0, &acc0)
+            if nt > 1 { scaled(1, i1, &acc1); scaled(2, i2, &acc2); scaled(3, i3, &acc3) }
+            if nt > 4 { scaled(4, i4, &acc4); scaled(5, i5, &acc5); scaled(6, i6, &acc6); scaled(7, i7, &acc7) }
+            b &+= 1
+        }
+        @inline(__always) func store(_ u: Int, _ v: __m512) { _mm512_storeu_ps(y + u &* yStride, v) }
+        store(0, acc0)
+        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
+        if nt > 4 { store(4, acc4); store(5, acc5); store(6, acc6); store(7, acc7) }
+    }
+}
+
+enum Q6KTile: KTile {
+    @inline(__always)
+    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
+                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let low = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512()
+        let mask16 = _mm512_set1_epi32(0xFFFF)
+        var acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        var acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0
+
+        var b = 0
+        while b < nb {
+            let p = grp + b &* (16 &* 210)
+            let dw = _mm512_cvtph_ps(load256(p))
+            /// Sub-block sb's int8 scale of each row, sign-extended to 32 bits.
+            @inline(__always) func scale(_ sb: Int) -> __m512i {
+                let c = load512(p + (32 &+ 64 &* (sb >> 2)))
+                return _mm512_srai_epi32(_mm512_slli_epi32(c, UInt32(truncatingIfNeeded: 24 &- 8 &* (sb & 3))), 24)
+            }
+            @inline(__always) func pair(_ i: Int) -> __m512i {
+                _mm512_or_si512(_mm512_and_si512(scale(2 &* i), mask16), _mm512_slli_epi32(scale(2 &* i &+ 1), 16))
+            }
+            // the -32 offset: -32 · Σ_s sc_s · (Σa)_s, the int accumulator's starting value
+            let s0 = pair(0), s1 = pair(1), s2 = pair(2), s3 = pair(3), s4 = pair(4), s5 = pair(5), s6 = pair(6), s7 = pair(7)
+            @inline(__always) func offset(_ u: Int) -> __m512i {
+                let s = UnsafeRawPointer(x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16))
+                @inline(__always) func bc(_ i: Int) -> __m512i { _mm512_set1_epi32(s.loadUnaligned(fromByteOffset: 4 &* i, as: Int32.self)) }
+                var o = _mm512_dpwssd_epi32(zero, s0, bc(0))
+                var o2 = _mm512_dpwssd_epi32(zero, s1, bc(1))
+                o = _mm512_dpwssd_epi32(o, s2, bc(2))
+                o2 = _mm512_dpwssd_epi32(o2, s3, bc(3))
+                o = _mm512_dpwssd_epi32(o, s4, bc(4))
+                o2 = _mm512_dpwssd_epi32(o2, s5, bc(5))
+                o = _mm512_dpwssd_epi32(o, s6, bc(6))
+                o2 = _mm512_dpwssd_epi32(o2, s7, bc(7))
+                return _mm512_sub_epi32(zero, _mm512_slli_epi32(_mm512_add_epi32(o, o2), 5))
+            }
+            var i0 = offset(0), i1 = zero, i2 = zero, i3 = zero, i4 = zero, i5 = zero, i6 = zero, i7 = zero
+            if nt > 1 { i1 = offset(1); i2 = offset(2); i3 = offset(3) }
+            if nt > 4 { i4 = offset(4); i5 = offset(5); i6 = offset(6); i7 = offset(7) }
+
+            // sub-block sb = 8h + 2q + gh: values 128h + 32q + 16gh ... + 15, four registers of 16 rows x 4 values;
+            // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1
+            var sb = 0
+            while sb < 16 {
+                let h = sb >> 3, q = (sb >> 1) & 3, gh = sb & 1
+                let sc = scale(sb)
+                let base = p + (288 &+ 1536 &* h &+ 256 &* gh)
+                let loShift = UInt32(truncatingIfNeeded: 4 &* (q >> 1)), hiShift = UInt32(truncatingIfNeeded: 2 &* q)
+                let xq = base + (q & 1) &* 512, hq = base + 1024
+                @inline(__always) func val(_ k: Int) -> __m512i {
+                    let lo = _mm512_and_si512(_mm512_srli_epi16(load512(xq + 64 &* k), loShift), low)
+                    let hi = _mm512_and_si512(_mm512_slli_epi16(_mm512_srli_epi16(load512(hq + 64 &* k), hiShift), 4), m30)
+                    return _mm512_or_si512(lo, hi)
+                }
+                let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3)
+                @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {
+                    let row: Int = (t &+ u) &* cols
+                    let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ sb &* 16))
+                    @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
+                    var d0 = _mm512_dpbusd_epi32(zero, v0, bc(0))
+                    var d1 = _mm512_dpbusd_epi32(zero, v1, bc(4))
+                    d0 = _mm512_dpbusd_epi32(d0, v2, bc(8))
+                    d1 = _mm512_dpbusd_epi32(d1, v3, bc(12))
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc))
+                }
+                step(0, &i0)
+                if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
+                if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
+                sb &+= 1
+            }
+            @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
+                let da = x.d[(t &+ u) &* nb &+ b]
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
+            }
+            scaled(0, i0, &acc0)
+            if nt > 1 { scaled(1, i1, &acc1); scaled(2, i2, &acc2); scaled(3, i3, &acc3) }
+            if nt > 4 { scaled(4, i4, &acc4); scaled(5, i5, &acc5); scaled(6, i6, &acc6); scaled(7, i7, &acc7) }
+            b &+= 1
+        }
+        @inline(__always) func store(_ u: Int, _ v: __m512) { _mm512_storeu_ps(y + u &* yStride, v) }
+        store(0, acc0)
+        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
+        if nt > 4 { store(4, acc4); store(5, acc5); store(6, acc6); store(7, acc7) }
+    }
+}
