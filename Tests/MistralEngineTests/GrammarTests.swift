@@ -140,6 +140,15 @@ final class GrammarParserTests: XCTestCase {
         XCTAssertTrue(amb.accept(bytes: Array(String(repeating: "a", count: 2000).utf8)))
         XCTAssertTrue(amb.canFinish)
         XCTAssertLessThan(ContinuousClock.now - start, .seconds(5))
+        // 2^40 expansion paths to one stack: the work per step is bounded, so the step is refused, fast
+        var rules = #"root ::= "q" r0"# + "\n"
+        for k in 0..<40 { rules += "r\(k) ::= r\(k + 1) | r\(k + 1)\n" }
+        rules += #"r40 ::= "a""# + "\n"
+        let exp = try matcher(rules)
+        let t0 = ContinuousClock.now
+        XCTAssertFalse(exp.accept(bytes: Array("q".utf8)))
+        XCTAssertLessThan(ContinuousClock.now - t0, .seconds(5))
+        XCTAssertTrue(exp.accept(bytes: []))  // still usable
     }
 }
 

@@ -15,7 +15,10 @@ public final class GrammarMatcher {
 
     static let maxStackDepth: Int32 = 8192
     static let maxStacksPerSet = 2048
-    static let maxExpansionDepth = 20000
+    static let maxExpansionDepth = 4000
+    /// Rule expansions one step may do: ambiguous grammars (`r ::= s | s`, nested) reach the same stacks along
+    /// exponentially many paths, so work, not only the result, is bounded.
+    static let maxExpansionsPerStep = 200_000
     static let maxArenaNodes = 1 << 21
     static let maxMemoEntries = 1 << 22
     static let maskCacheBytes = 8 << 20
@@ -43,6 +46,7 @@ public final class GrammarMatcher {
     private var stamp: UInt32 = 0
     private var expansion: [Int32] = []
     private var overflow = false
+    private var budget = 0
     private var walk: [(node: Int32, key: UInt64, row: Int32)] = []
     private struct AcceptKey: Hashable { var set: Int32; var matched: UInt64 }
     private var acceptMemo: [AcceptKey: Int32] = [:]
@@ -81,6 +85,7 @@ public final class GrammarMatcher {
     private func buildInitialSet() throws {
         expansion.removeAll(keepingCapacity: true)
         overflow = false
+        budget = GrammarMatcher.maxExpansionsPerStep
         var a = Int(grammar.ruleStart[grammar.rootRule])
         while true {
             if grammar.isEndOfSequence(a) { advance(-1, depth: 0) } else if let n = intern(Int32(a), -1) { advance(n, depth: 0) }
@@ -89,7 +94,7 @@ public final class GrammarMatcher {
         }
         guard !overflow else {
             throw MistralError.invalid("grammar: the start rule expands to more than \(GrammarMatcher.maxStacksPerSet) "
-                                       + "parse stacks or nests too deeply")
+                                       + "parse stacks, nests too deeply or is too ambiguous")
         }
         initialSet = internSet()
     }
@@ -119,7 +124,9 @@ public final class GrammarMatcher {
 
     /// Expands stack `s` until its top is a terminal (llama.cpp's advance_stack), appending results to `expansion`.
     private func advance(_ s: Int32, depth: Int) {
-        guard depth < GrammarMatcher.maxExpansionDepth, expansion.count <= GrammarMatcher.maxStacksPerSet else {
+        budget -= 1
+        guard depth < GrammarMatcher.maxExpansionDepth, expansion.count <= GrammarMatcher.maxStacksPerSet,
+              budget > 0, !overflow else {
             overflow = true
             return
         }
@@ -184,6 +191,7 @@ public final class GrammarMatcher {
         }
         expansion.removeAll(keepingCapacity: true)
         overflow = false
+        budget = GrammarMatcher.maxExpansionsPerStep
         for k in start..<start + count {
             let s = setItems[k]
             if s < 0 { continue }
