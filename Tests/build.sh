@@ -15,5 +15,7 @@ cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/check_logits.c
     -L"$out" -lmistral -lm -Wl,-rpath,'$ORIGIN/..' -o "$out/c/check_logits"
 cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/log_race.c \
     -L"$out" -lmistral -pthread -Wl,-rpath,'$ORIGIN/..' -o "$out/c/log_race"
+cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/check_sampling.c \
+    -L"$out" -lmistral -lm -Wl,-rpath,'$ORIGIN/..' -o "$out/c/check_sampling"
 cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude Tests/c/check_tools.c \
     -L"$out" -lmistral -Wl,-rpath,'$ORIGIN/..' -o "$out/c/check_tools"

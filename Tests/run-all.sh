@@ -6,7 +6,7 @@ cd "$root"
 bash examples/setup.sh
 bash examples/download-model.sh >/dev/null
 bash examples/download-tekken.sh >/dev/null
-python3 -c "import pytest, numpy" 2>/dev/null || python3 -m pip install --quiet pytest numpy
+python3 -c "import pytest, numpy, jsonschema" 2>/dev/null || python3 -m pip install --quiet pytest numpy jsonschema
 bash Tests/build.sh
 swift test -c release --skip-build
 python3 -m pytest -q Tests/python

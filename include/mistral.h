@@ -369,6 +369,7 @@ typedef int (*mistral_token_callback)(const char *piece, size_t len, int32_t tok
 #define MISTRAL_GENERATE_SPECIAL 2u     /* pass control tokens' text to the callback (else they give no text) */
 #define MISTRAL_GENERATE_REUSE_PREFIX 4u /* `prompt` is the whole context from position 0: the session keeps the
                                             longest prefix it already holds and evaluates only the rest */
+#define MISTRAL_GENERATE_LOGPROBS 8u    /* (since 0.3) report each token's log-probability to mistral_generate_ex */
 
 typedef struct mistral_generate_params {
     size_t struct_size;     /* sizeof(mistral_generate_params), set by mistral_generate_params_init */
@@ -383,6 +384,21 @@ typedef struct mistral_generate_params {
     const char *const *stop;/* `n_stop` NUL-terminated stop strings; generation ends before the first match. */
     size_t n_stop;
     uint32_t flags;         /* MISTRAL_GENERATE_* */
+    /* (since 0.3) Constrained decoding. Each step, tokens that cannot continue the text inside the grammar get
+     * probability 0, and end-of-generation is allowed only once the text is a complete sentence of it. At most
+     * one of the two may be set; both are read (and compiled) during the call. A malformed grammar or schema is
+     * MISTRAL_ERR_INVALID_ARGUMENT with a message naming the place. */
+    const char *grammar;     /* GBNF text in llama.cpp's syntax (start rule `root`); NULL = none. Default NULL */
+    const char *json_schema; /* a JSON schema (JSON text), converted to a grammar as llama.cpp's
+                                json_schema_to_grammar does; "{\"type\": \"object\"}" = any JSON object. Default NULL */
+    /* (since 0.3) Logit bias: logit_bias_values[i] is added to the raw logit of logit_bias_tokens[i] before
+     * sampling; -INFINITY bans the token. Both arrays hold n_logit_bias entries (NULL when 0). */
+    const int32_t *logit_bias_tokens;
+    const float *logit_bias_values;
+    size_t n_logit_bias;
+    /* (since 0.3) Alternatives per token reported to mistral_generate_ex's callback (0...256); > 0 implies
+     * MISTRAL_GENERATE_LOGPROBS. mistral_generate ignores it. Default 0 */
+    int32_t n_logprobs;
 } mistral_generate_params;
 
 MISTRAL_API void mistral_generate_params_init(mistral_generate_params *params);
@@ -404,6 +420,43 @@ MISTRAL_API void mistral_generate_params_init(mistral_generate_params *params);
 MISTRAL_API mistral_status mistral_generate(mistral_session *session, const int32_t *prompt, size_t n_prompt,
                                             const mistral_generate_params *params, mistral_token_callback callback,
                                             void *user_data);
+/* (since 0.3) One alternative in a token's log-probabilities. */
+typedef struct mistral_token_logprob {
+    int32_t token;
+    float logprob;
+} mistral_token_logprob;
+
+/* (since 0.3) What mistral_generate_ex reports for each sampled token. Valid only during the callback. The library
+ * may append fields in later versions: read only fields that lie below `struct_size`. */
+typedef struct mistral_token_info {
+    size_t struct_size;  /* sizeof(mistral_token_info) as the library fills it */
+    int32_t token;       /* the sampled token; -1 for text flushed when generation ends */
+    float logprob;       /* log_softmax of the model's raw logits at `token` (before logit bias, repetition penalty,
+                            grammar mask and temperature: what mistral_eval returns); NAN when logprobs are off
+                            and for token -1 */
+    const char *text;    /* complete UTF-8 this token released (may be empty while a split character or a possible
+                            stop string is held back), not NUL-terminated */
+    size_t text_len;
+    const mistral_token_logprob *top; /* the n_top most likely tokens of that distribution, most likely first */
+    size_t n_top;
+} mistral_token_info;
+
+/* Receives one mistral_token_info per sampled token (also those with no text yet). Return 0 to continue, nonzero to
+ * stop generation. */
+typedef int (*mistral_token_info_callback)(const mistral_token_info *info, void *user_data);
+
+/* (since 0.3) mistral_generate with a per-token callback that also receives log-probabilities (flag
+ * MISTRAL_GENERATE_LOGPROBS or n_logprobs > 0). Same statuses and stop reasons as mistral_generate. */
+MISTRAL_API mistral_status mistral_generate_ex(mistral_session *session, const int32_t *prompt, size_t n_prompt,
+                                               const mistral_generate_params *params,
+                                               mistral_token_info_callback callback, void *user_data);
+
+/* (since 0.3) The GBNF grammar a JSON schema becomes (what the json_schema field uses), NUL-terminated, for
+ * inspection or editing. Buffer rules as mistral_detokenize. MISTRAL_ERR_INVALID_ARGUMENT for invalid JSON or an
+ * unsupported schema (`pattern`, `allOf`, remote $ref). */
+MISTRAL_API mistral_status mistral_json_schema_to_grammar(const char *json_schema, char *grammar, size_t capacity,
+                                                          size_t *n_bytes);
+
 /* MISTRAL_STOP_* for the last mistral_generate call on this session. */
 MISTRAL_API int32_t mistral_session_last_stop_reason(const mistral_session *session);
 /* Tokens sampled by the last mistral_generate call (the EOG token, when one ended it, is not counted). */

@@ -92,7 +92,14 @@ public func mistral_generate_params_init(_ params: UnsafeMutablePointer<mistral_
         struct_size: MemoryLayout<mistral_generate_params>.size, max_tokens: Int32(d.maxTokens),
         temperature: d.sampling.temperature, top_k: Int32(d.sampling.topK), top_p: d.sampling.topP,
         min_p: d.sampling.minP, repeat_penalty: d.sampling.repeatPenalty, repeat_last_n: Int32(d.sampling.repeatLastN),
-        seed: d.seed, stop: nil, n_stop: 0, flags: 0)
+        seed: d.seed, stop: nil, n_stop: 0, flags: 0, grammar: nil, json_schema: nil, logit_bias_tokens: nil,
+        logit_bias_values: nil, n_logit_bias: 0, n_logprobs: 0)
+}
+
+/// A NUL-terminated UTF-8 parameter.
+private func cText(_ p: UnsafePointer<CChar>, _ name: String) throws -> String {
+    guard let s = String(validatingCString: p) else { throw invalid("\(name) is not valid UTF-8") }
+    return s
 }
 
 func generateOptions(_ p: mistral_generate_params) throws -> GenerateOptions {
@@ -122,6 +129,23 @@ func generateOptions(_ p: mistral_generate_params) throws -> GenerateOptions {
             o.stopStrings.append(s)
         }
     }
+    if p.grammar != nil && p.json_schema != nil { throw invalid("set grammar or json_schema, not both") }
+    if let g = p.grammar { o.grammar = try GBNF.parse(try cText(g, "grammar")) }
+    if let j = p.json_schema { o.grammar = try GBNF.parse(try JSONSchemaGrammar.convert(try cText(j, "json_schema"))) }
+    guard p.n_logit_bias <= maxTokenCount else { throw invalid("n_logit_bias \(p.n_logit_bias) is out of range") }
+    if p.n_logit_bias > 0 {
+        guard let tokens = p.logit_bias_tokens, let values = p.logit_bias_values else {
+            throw invalid("logit_bias_tokens and logit_bias_values must both hold n_logit_bias = \(p.n_logit_bias) entries (one is NULL)")
+        }
+        o.logitBias = (0..<p.n_logit_bias).map { LogitBias(token: tokens[$0], bias: values[$0]) }
+    } else if p.logit_bias_tokens != nil || p.logit_bias_values != nil {
+        if (p.logit_bias_tokens == nil) != (p.logit_bias_values == nil) {
+            throw invalid("logit_bias_tokens and logit_bias_values must be set together (n_logit_bias is 0)")
+        }
+    }
+    guard p.n_logprobs >= 0, p.n_logprobs <= 256 else { throw invalid("n_logprobs must be in 0...256, got \(p.n_logprobs)") }
+    o.topLogprobs = Int(p.n_logprobs)
+    o.logprobs = p.flags & MISTRAL_GENERATE_LOGPROBS != 0 || p.n_logprobs > 0
     return o
 }
 
@@ -143,6 +167,45 @@ public func mistral_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<
                 buf.withMemoryRebound(to: CChar.self) { callback($0.baseAddress, $0.count, token, userData) == 0 }
             }
         }
+    }
+}
+
+@_cdecl("mistral_generate_ex")
+public func mistral_generate_ex(_ session: OpaquePointer?, _ prompt: UnsafePointer<Int32>?, _ nPrompt: Int,
+                                _ params: UnsafePointer<mistral_generate_params>?,
+                                _ callback: mistral_token_info_callback?,
+                                _ userData: UnsafeMutableRawPointer?) -> mistral_status {
+    guarded {
+        let s = try require(sessionHandle(session), "session").session
+        guard nPrompt >= 0, nPrompt <= maxTokenCount else { throw invalid("n_prompt \(nPrompt) is out of range (at most \(maxTokenCount))") }
+        let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
+        var defaults = mistral_generate_params()
+        mistral_generate_params_init(&defaults)
+        try s.generate(prompt: ids, makeOptions: {
+            try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
+        }, onToken: { event in
+            guard let callback else { return true }
+            return event.text.withUnsafeBufferPointer { text in
+                event.top.map { mistral_token_logprob(token: $0.token, logprob: $0.logprob) }.withUnsafeBufferPointer { top in
+                    var info = mistral_token_info(
+                        struct_size: MemoryLayout<mistral_token_info>.size, token: event.token, logprob: event.logprob,
+                        text: UnsafeRawPointer(text.baseAddress)?.assumingMemoryBound(to: CChar.self), text_len: text.count,
+                        top: top.baseAddress, n_top: top.count)
+                    return callback(&info, userData) == 0
+                }
+            }
+        })
+    }
+}
+
+@_cdecl("mistral_json_schema_to_grammar")
+public func mistral_json_schema_to_grammar(_ schema: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<CChar>?,
+                                           _ capacity: Int, _ nBytes: UnsafeMutablePointer<Int>?) -> mistral_status {
+    guarded {
+        nBytes?.pointee = 0
+        let text = try cText(try require(schema, "json_schema"), "json_schema")
+        let grammar = Array(try JSONSchemaGrammar.convert(text).utf8)
+        try deliverText(grammar, to: out, capacity: capacity, count: try require(nBytes, "n_bytes"))
     }
 }
 

@@ -54,12 +54,19 @@ let samplingOptions: [(names: [String], help: String)] = [
     (["--repeat-penalty"], "penalty for recent tokens, > 0 (1 = off)"),
     (["--stop"], "stop before this text (repeatable)"),
 ]
+let constraintOptions: [(names: [String], help: String)] = [
+    (["--grammar"], "GBNF grammar (llama.cpp's syntax) the output must follow"),
+    (["--grammar-file"], "the same, from a file"),
+    (["--json-schema"], "JSON schema the output must follow (converted to a grammar)"),
+    (["--json-schema-file"], "the same, from a file"),
+]
 let verboseSwitch = (names: ["-v", "--verbose"], help: "after each answer, a summary on stderr: tokens and tok/s of prompt and generation")
 
 let commands: [Command] = [
     Command(name: "generate", synopsis: "-m MODEL -p PROMPT [options]",
             summary: "Continues PROMPT (parsed for special tokens such as <|im_start|> unless --no-special).",
-            values: loadOptions + [(["-p", "--prompt"], "the text to continue")] + sessionOptionList + samplingOptions,
+            values: loadOptions + [(["-p", "--prompt"], "the text to continue")] + sessionOptionList + samplingOptions
+                + constraintOptions,
             switches: [(["--ignore-eos"], "never stop at end-of-generation tokens"),
                        (["--no-special"], "treat control-token text in PROMPT as plain text"), verboseSwitch],
             maxOperands: 0),
@@ -259,7 +266,29 @@ func generateOptions(_ a: Arguments, defaultTemperature: Float) throws -> Genera
     o.seed = try a.number("--seed", default: 0, "an unsigned integer")
     o.stopStrings = a.values["--stop"] ?? []
     o.ignoreEOS = a.switches.contains("--ignore-eos")
+    // constrained output: a GBNF grammar (text or file) or a JSON schema (text or file)
+    let grammarText = try a.string("--grammar") ?? a.string("--grammar-file").map(readTextFile)
+    let schemaText = try a.string("--json-schema") ?? a.string("--json-schema-file").map(readTextFile)
+    if grammarText != nil && schemaText != nil { throw UsageError(message: "give a grammar or a JSON schema, not both") }
+    if let grammarText { o.grammar = try GBNF.parse(grammarText) }
+    if let schemaText { o.grammar = try GBNF.parse(try JSONSchemaGrammar.convert(schemaText)) }
     return o
+}
+
+/// A whole text file (the CLI has no Foundation).
+func readTextFile(_ path: String) throws -> String {
+    guard let f = fopen(path, "rb") else { throw UsageError(message: "cannot open '\(path)'") }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+        guard bytes.count <= 16 << 20 else { throw UsageError(message: "'\(path)' is larger than 16 MiB") }
+    }
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw UsageError(message: "'\(path)' is not UTF-8") }
+    return text
 }
 
 // MARK: generation

@@ -63,6 +63,16 @@ def seeds():
         "chat": [b"\x01" + b"\x00You are brief." + SEP + b"\x01What is the capital of France?" + SEP
                  + b"\x02Paris." + SEP + b"\x01And of Italy?",
                  b"\x02" + b"\x01Hi" + SEP + b"\x02Hello" + SEP + b"\x01[INST] <s>"],
+        # byte 0 picks grammar (even) or JSON schema (odd), temperature and logprobs (see fuzzGrammar)
+        "grammar": [b"\x02" + b'root ::= "[" [0-9]+ ("," " "? [0-9]+)* "]"',
+                    b"\x0a" + b'root ::= item+\nitem ::= [^\\x00-\\x1F"] | "\\u00e9" | ( "a" | "b" ){2,5} # c',
+                    b"\x00" + b'root ::= ("(" root ")")* | [a-z]{1,3} .',
+                    b"\x03" + json.dumps({"type": "object", "properties": {"a": {"type": "string", "maxLength": 3},
+                                                                            "b": {"enum": [1, "x", None]}},
+                                           "required": ["a"]}).encode(),
+                    b"\x0b" + json.dumps({"$defs": {"n": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
+                                           "$ref": "#/$defs/n"}).encode(),
+                    b"\x05" + b'{"type": "string", "format": "date-time"}'],
         # requests with tools, calls and results (V7 and V3), and model outputs with [TOOL_CALLS]
         "chat-json": [bytes([i]) + json.dumps(c["request"], ensure_ascii=False).encode()
                       for i, c in enumerate(json.load(open(os.path.join(FIX, "tekken-240911", "chat_tools_v7.json")))["cases"].values())]

@@ -28,6 +28,11 @@ static int on_progress(float fraction, void *user_data) {
     return fraction > 2.0f;
 }
 
+static int on_info(const mistral_token_info *info, void *user_data) {
+    (void)user_data;
+    return info->n_top > 0 && info->top[0].logprob > 0.0f && info->text_len > 0;
+}
+
 int use_api(const char *path);
 int use_api(const char *path) {
     mistral_model_params mp;
@@ -36,6 +41,11 @@ int use_api(const char *path) {
     mistral_model *model = 0;
     mistral_session *session = 0;
     mistral_token_callback cb = on_piece;
+    mistral_token_info_callback info_cb = on_info;
+    const int32_t bias_tokens[1] = {0};
+    const float bias_values[1] = {-1.0f};
+    char grammar[256];
+    size_t n_grammar = 0;
     mistral_model_params_init(&mp);
     mistral_session_params_init(&sp);
     mistral_generate_params_init(&gp);
@@ -46,9 +56,18 @@ int use_api(const char *path) {
         est.struct_size = sizeof est;
         if (mistral_model_estimate(path, &mp, &sp, &est) == MISTRAL_OK && est.total_bytes == 0) return -1;
     }
+    gp.grammar = "root ::= [0-9]+";
+    gp.json_schema = 0;
+    gp.logit_bias_tokens = bias_tokens;
+    gp.logit_bias_values = bias_values;
+    gp.n_logit_bias = 1;
+    gp.n_logprobs = 2;
+    gp.flags |= MISTRAL_GENERATE_LOGPROBS;
+    (void)mistral_json_schema_to_grammar("{}", grammar, sizeof grammar, &n_grammar);
     if (mistral_model_load(path, &mp, &model) != MISTRAL_OK) return (int)mistral_version_number();
     if (mistral_session_create(model, &sp, &session) == MISTRAL_OK)
         (void)mistral_generate(session, 0, 0, &gp, cb, 0);
+    if (session) (void)mistral_generate_ex(session, 0, 0, &gp, info_cb, 0);
     mistral_session_free(session);
     mistral_model_free(model);
     return (int)sizeof(mp) + (int)sizeof(sp) + (int)sizeof(gp);

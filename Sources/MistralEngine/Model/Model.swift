@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 // A loaded model: its tokenizer and (unless loaded vocab-only) its decoder weights, from any supported format.
 // Immutable after load, so one model can serve many sessions on many threads.
@@ -35,6 +36,17 @@ public final class Model: Sendable {
     public let vision: PixtralWeights?
     /// How images are cut into tokens (also known to vocab-only loads of multimodal checkpoints).
     public let visionConfig: VisionConfig?
+    /// Every token's bytes in a trie for grammar masks, built on first use and then shared by all sessions.
+    private let tokenTrieCache = Mutex<TokenTrie?>(nil)
+
+    public var tokenTrie: TokenTrie {
+        tokenTrieCache.withLock { cached in
+            if let cached { return cached }
+            let trie = TokenTrie(tokenizer: tokenizer)
+            cached = trie
+            return trie
+        }
+    }
 
     /// A Tekken tokenizer's template follows its file's version (V3 or V7); other tokenizers in a Mistral folder
     /// get V7.

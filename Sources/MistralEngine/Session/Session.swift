@@ -22,7 +22,41 @@ public struct GenerateOptions: Sendable {
     /// The prompt is the whole context from position 0: keep the longest prefix the session already holds and
     /// evaluate only the rest (how a chat continues without recomputing earlier turns).
     public var reusePrefix = false
+    /// Constrains the text to this grammar (GBNF or a converted JSON schema): a token mask every step.
+    public var grammar: Grammar?
+    /// Added to the raw logits of these tokens before sampling; -infinity bans a token.
+    public var logitBias: [LogitBias] = []
+    /// Report each sampled token's log-probability (log_softmax of the raw logits) ...
+    public var logprobs = false
+    /// ... and this many most likely alternatives.
+    public var topLogprobs = 0
     public init() {}
+}
+
+public struct LogitBias: Sendable, Equatable {
+    public var token: Int32
+    public var bias: Float
+    public init(token: Int32, bias: Float) {
+        self.token = token
+        self.bias = bias
+    }
+}
+
+public struct TokenLogprob: Sendable, Equatable {
+    public var token: Int32
+    public var logprob: Float
+}
+
+/// What generation reports for each sampled token (and once more, token -1, for text flushed at the end).
+public struct TokenEvent {
+    public var token: Int32
+    /// Complete UTF-8 released by this token (empty while a character or a possible stop string is held back).
+    public var text: [UInt8]
+    /// log_softmax of the model's raw logits at `token` (before bias, penalties, grammar and temperature); NaN
+    /// when logprobs are off or for the final flush.
+    public var logprob: Float
+    /// The most likely tokens under the same distribution, most likely first.
+    public var top: [TokenLogprob]
 }
 
 public enum StopReason: Int32, Sendable {
@@ -46,6 +80,8 @@ public final class Session {
     private var logitsValid = false
     private var rng: RandomGenerator
     private var sampler = Sampler()
+    /// The last grammar's matcher, kept so that its memo and mask cache serve the next call with the same grammar.
+    private var grammarMatcher: GrammarMatcher?
     public private(set) var lastStopReason = StopReason.none
     public private(set) var lastGenerated = 0
     /// The tokens the last generate call sampled (its EOG token excluded), for parsing tool calls from them.
@@ -280,17 +316,50 @@ public final class Session {
     @discardableResult
     public func generate(prompt: [Int32], makeOptions: () throws -> GenerateOptions,
                          onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
+        try generate(prompt: prompt, makeOptions: makeOptions, onToken: { e in e.text.isEmpty || onText(e.text, e.token) })
+    }
+
+    /// The per-token form: `onToken` sees every sampled token (with its log-probabilities when asked for), even
+    /// one whose text is still held back, and the final flush as token -1 when it has text.
+    @discardableResult
+    public func generate(prompt: [Int32], makeOptions: () throws -> GenerateOptions,
+                         onToken: (TokenEvent) -> Bool) throws -> StopReason {
         try exclusive {
             lastStopReason = .none
             lastGenerated = 0
-            return try generateLocked(prompt: prompt, options: try makeOptions(), onText: onText)
+            return try generateLocked(prompt: prompt, options: try makeOptions(), onToken: onToken)
         }
     }
 
+    /// A matcher for `grammar` at its start (the previous one, with its caches, when the grammar is the same).
+    private func matcher(for grammar: Grammar) throws -> GrammarMatcher {
+        if let m = grammarMatcher, m.grammar.source == grammar.source {
+            m.reset()
+            return m
+        }
+        grammarMatcher = nil
+        let m = try GrammarMatcher(grammar: grammar, trie: model.tokenTrie, logitCount: vocabSize)
+        grammarMatcher = m
+        return m
+    }
+
     private func generateLocked(prompt: [Int32], options o: GenerateOptions,
-                                onText: ([UInt8], Int32) -> Bool) throws -> StopReason {
+                                onToken: (TokenEvent) -> Bool) throws -> StopReason {
         lastStopReason = .none
         lastGenerated = 0
+        let vocab = vocabSize
+        for (i, b) in o.logitBias.enumerated() {
+            guard b.token >= 0, Int(b.token) < vocab else {
+                throw MistralError.invalid("logit_bias token #\(i) = \(b.token) is outside the vocabulary (0..<\(vocab))")
+            }
+            guard !b.bias.isNaN, b.bias != .infinity else {
+                throw MistralError.invalid("logit_bias value #\(i) must be finite or -infinity, got \(b.bias)")
+            }
+        }
+        guard o.topLogprobs >= 0, o.topLogprobs <= 256 else {
+            throw MistralError.invalid("n_logprobs must be in 0...256, got \(o.topLogprobs)")
+        }
+        let matcher = try o.grammar.map { try self.matcher(for: $0) }
         generatedTokens.removeAll(keepingCapacity: true)
         var prompt = prompt
         if o.reusePrefix {
@@ -306,15 +375,31 @@ public final class Session {
         let banned = o.ignoreEOS ? tokenizer.endOfGenerationIds : []
         var stream = TextStream(stopStrings: o.stopStrings)
         var reason = StopReason.none
-
-        func deliver(_ text: [UInt8], _ token: Int32) -> Bool {
-            text.isEmpty || onText(text, token)
-        }
+        let wantLogprobs = o.logprobs || o.topLogprobs > 0
+        // the raw logits of the step, kept for log-probabilities (the sampler edits state.logits in place)
+        var raw = [Float](repeating: 0, count: wantLogprobs ? vocab : 0)
 
         loop: while true {
             if o.maxTokens > 0 && lastGenerated >= o.maxTokens { reason = .maxTokens; break }
-            let token = sampler.sample(logits: state.logits, n: vocabSize, params: o.sampling,
+            if let matcher, matcher.mustFinish && o.ignoreEOS { reason = .endOfGeneration; break }
+            var logprobs = LogprobStep.off
+            if wantLogprobs {
+                raw.withUnsafeMutableBufferPointer { r in
+                    r.baseAddress?.update(from: state.logits, count: vocab)
+                    logprobs = LogprobStep(raw: UnsafeBufferPointer(r), top: o.topLogprobs)
+                }
+            }
+            for b in o.logitBias { state.logits[Int(b.token)] += b.bias }
+            if let matcher, matcher.applyMask(to: state.logits, count: vocab) == 0 {
+                throw MistralError.invalid("grammar: no token of the vocabulary can continue the text generated so far")
+            }
+            let token = sampler.sample(logits: state.logits, n: vocab, params: o.sampling,
                                        recent: history[...], banned: banned, rng: &rng)
+            if state.logits[Int(token)] == -.infinity {
+                if let matcher, matcher.canFinish { reason = .endOfGeneration; break }
+                throw MistralError.invalid("no token can be sampled: logit_bias"
+                                           + (matcher != nil ? " and the grammar" : "") + " banned every candidate")
+            }
             if history.count >= nCtx { reason = .contextFull; break }
             if !o.ignoreEOS && tokenizer.isEndOfGeneration(token) {
                 // Keep the end-of-turn token in the context so the next turn continues a well-formed chat.
@@ -322,16 +407,23 @@ public final class Session {
                 reason = .endOfGeneration
                 break
             }
+            if let matcher, !matcher.accept(token: token) {
+                throw MistralError(.internal, "grammar: sampled token \(token) is not allowed by the mask")
+            }
             try evalTokens([token])
             lastGenerated += 1
             generatedTokens.append(token)
             let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
-            if !deliver(text, token) { reason = .callback; break loop }
+            let event = TokenEvent(token: token, text: text,
+                                   logprob: wantLogprobs ? logprobs.logprob(of: token, raw: raw) : .nan,
+                                   top: logprobs.top)
+            if !onToken(event) { reason = .callback; break loop }
             if stream.stopped { reason = .stopString; break }
         }
         if reason != .callback && reason != .stopString {
             let rest = stream.finish()
-            if !deliver(rest, -1) && reason != .contextFull { reason = .callback }
+            if !rest.isEmpty && !onToken(TokenEvent(token: -1, text: rest, logprob: .nan, top: []))
+                && reason != .contextFull { reason = .callback }
         }
         lastStopReason = reason
         switch reason {

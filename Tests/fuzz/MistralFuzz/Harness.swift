@@ -17,8 +17,31 @@ let fuzzTargets: [(String, @Sendable (UnsafeRawBufferPointer) -> Void)] = [
     ("tokenize-bpe", { fuzzTokenize($0, Fixture.bpeModel) }),
     ("tokenize-tekken", { fuzzTokenize($0, Fixture.tekkenModel) }),
     ("chat", fuzzChat),
+    ("grammar", fuzzGrammar),
     ("chat-json", fuzzChatJSON),
 ]
+
+/// Byte 0: bit 0 = JSON schema (else GBNF grammar), bits 1-2 = temperature 0 / 0.5 / 1 / 2, bit 3 = logprobs;
+/// the rest (up to a NUL) is the grammar or schema text. Generates a few tokens under it (or gets refused).
+func fuzzGrammar(_ data: UnsafeRawBufferPointer) {
+    guard let first = data.first, let session = Fixture.textSession else { return }
+    let text = Array(data.dropFirst().prefix { $0 != 0 }).map { CChar(bitPattern: $0) } + [0]
+    var schemaGrammar = [CChar](repeating: 0, count: 1 << 16)
+    var n = 0
+    if first & 1 != 0 { _ = mistral_json_schema_to_grammar(text, &schemaGrammar, schemaGrammar.count, &n) }
+    _ = mistral_session_reset(session)
+    var gp = mistral_generate_params()
+    mistral_generate_params_init(&gp)
+    gp.max_tokens = 6
+    gp.temperature = [0, 0.5, 1, 2][Int(first >> 1 & 3)]
+    gp.seed = 1
+    gp.n_logprobs = first & 8 != 0 ? 3 : 0
+    var prompt: [Int32] = [1]
+    text.withUnsafeBufferPointer { t in
+        if first & 1 != 0 { gp.json_schema = t.baseAddress } else { gp.grammar = t.baseAddress }
+        _ = mistral_generate_ex(session, &prompt, 1, &gp, { _, _ in 0 }, nil)
+    }
+}
 
 /// Inputs made of several files (a folder) separate them with this marker.
 let partSeparator: [UInt8] = Array("\n--8<--\n".utf8)
@@ -39,6 +62,16 @@ enum Fixture {
     static func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
     nonisolated(unsafe) static let bpeModel: OpaquePointer? = load(ggufPath, vocabOnly: true)
     nonisolated(unsafe) static let tekkenModel: OpaquePointer? = load(tiny + "/tokenizer/tekken.json", vocabOnly: true)
+    /// A small decoder with weights and one session on it, for generating under a fuzzed grammar.
+    nonisolated(unsafe) static let textModel: OpaquePointer? = load(textGGUFPath, vocabOnly: false)
+    nonisolated(unsafe) static let textSession: OpaquePointer? = {
+        var sp = mistral_session_params()
+        mistral_session_params_init(&sp)
+        sp.n_ctx = 32
+        sp.n_threads = 1
+        var s: OpaquePointer?
+        return mistral_session_create(textModel, &sp, &s) == MISTRAL_OK ? s : nil
+    }()
 
     static func load(_ path: String, vocabOnly: Bool) -> OpaquePointer? {
         var p = mistral_model_params()

@@ -24,9 +24,8 @@ import signal
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-__all__ = ["Model", "Session", "Image", "MistralError", "ChatReply", "parse_tool_calls", "MemoryEstimate",
-           "estimate", "set_log_callback", "version",
-           "library_path"]
+__all__ = ["Model", "Session", "Image", "MistralError", "ChatReply", "Completion", "Piece", "parse_tool_calls",
+           "json_schema_to_grammar", "MemoryEstimate", "estimate", "set_log_callback", "version", "library_path"]
 
 # ---- status codes (mistral.h) -------------------------------------------------------------------------------
 OK = 0
@@ -102,12 +101,29 @@ class _GenerateParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("max_tokens", ctypes.c_int32), ("temperature", ctypes.c_float),
                 ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float), ("min_p", ctypes.c_float),
                 ("repeat_penalty", ctypes.c_float), ("repeat_last_n", ctypes.c_int32), ("seed", ctypes.c_uint64),
-                ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t), ("flags", ctypes.c_uint32)]
+                ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t), ("flags", ctypes.c_uint32),
+                # since 0.3
+                ("grammar", ctypes.c_char_p), ("json_schema", ctypes.c_char_p),
+                ("logit_bias_tokens", ctypes.POINTER(ctypes.c_int32)),
+                ("logit_bias_values", ctypes.POINTER(ctypes.c_float)), ("n_logit_bias", ctypes.c_size_t),
+                ("n_logprobs", ctypes.c_int32)]
+
+
+class _TokenLogprob(ctypes.Structure):
+    _fields_ = [("token", ctypes.c_int32), ("logprob", ctypes.c_float)]
+
+
+class _TokenInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("token", ctypes.c_int32), ("logprob", ctypes.c_float),
+                ("text", ctypes.POINTER(ctypes.c_char)), ("text_len", ctypes.c_size_t),
+                ("top", ctypes.POINTER(_TokenLogprob)), ("n_top", ctypes.c_size_t)]
 
 
 _TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t, ctypes.c_int32,
                                    ctypes.c_void_p)
 _LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c_void_p)
+_TOKEN_INFO_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_TokenInfo), ctypes.c_void_p)
+GENERATE_LOGPROBS = 8
 
 
 # ---- loading the library ----------------------------------------------------------------------------------------
@@ -214,6 +230,8 @@ _signatures = {
     "mistral_eval": ([_P, _i32p, _sz, ctypes.POINTER(ctypes.c_float)], ctypes.c_int32),
     "mistral_generate_params_init": ([ctypes.POINTER(_GenerateParams)], None),
     "mistral_generate": ([_P, _i32p, _sz, ctypes.POINTER(_GenerateParams), _TOKEN_CALLBACK, _P], ctypes.c_int32),
+    "mistral_generate_ex": ([_P, _i32p, _sz, ctypes.POINTER(_GenerateParams), _TOKEN_INFO_CALLBACK, _P], ctypes.c_int32),
+    "mistral_json_schema_to_grammar": ([ctypes.c_char_p, ctypes.c_char_p, _sz, _szp], ctypes.c_int32),
     "mistral_session_last_stop_reason": ([_P], ctypes.c_int32),
     "mistral_session_last_n_generated": ([_P], ctypes.c_uint32),
 }
@@ -231,6 +249,43 @@ def _check(status: int, call: str) -> None:
 def version() -> str:
     """The loaded library's version, "MAJOR.MINOR.PATCH"."""
     return _lib.mistral_version().decode()
+
+
+def _schema_text(schema) -> bytes:
+    """A JSON schema given as a dict (serialised here) or as JSON text."""
+    if isinstance(schema, dict):
+        import json
+        return _cstr_arg("json_schema", json.dumps(schema))
+    if isinstance(schema, (str, bytes)):
+        return _cstr_arg("json_schema", schema)
+    raise TypeError(f"json_schema must be a dict or JSON text, got {type(schema).__name__}")
+
+
+def json_schema_to_grammar(schema) -> str:
+    """The GBNF grammar the library makes of a JSON schema (a dict or JSON text), as `json_schema=` uses it."""
+    text = _schema_text(schema)
+    n = ctypes.c_size_t(0)
+    status = _lib.mistral_json_schema_to_grammar(text, None, 0, ctypes.byref(n))
+    if status != ERR_BUFFER_TOO_SMALL:
+        _check(status, "mistral_json_schema_to_grammar")
+    buf = ctypes.create_string_buffer(n.value + 1)
+    _check(_lib.mistral_json_schema_to_grammar(text, buf, n.value + 1, ctypes.byref(n)), "mistral_json_schema_to_grammar")
+    return buf.raw[: n.value].decode("utf-8")
+
+
+class Completion(str):
+    """The text generate() / chat() return (a str), with `.logprobs` when they were asked for: OpenAI's shape,
+    {"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]} (each entry also
+    carries the token's "id"), else None."""
+
+    logprobs: Optional[dict] = None
+
+
+class Piece(str):
+    """A piece stream() yields (a str), with `.logprobs`: the OpenAI-shaped entries of the tokens it completes
+    (a list, possibly empty), or None when logprobs were not asked for."""
+
+    logprobs: Optional[list] = None
 
 
 # The ctypes wrapper the library may call. mistral_log_set returns only when no thread is inside the old callback
@@ -530,8 +585,8 @@ def parse_tool_calls(text: Union[str, bytes]) -> dict:
                             "mistral_tool_calls_parse_text")
 
 
-class ChatReply(str):
-    """Session.chat's answer: the text (a str, as before), plus the OpenAI-shaped `tool_calls` the model made (None
+class ChatReply(Completion):
+    """Session.chat's answer: the text (a str, as before; `.logprobs` as on a Completion), plus the OpenAI-shaped `tool_calls` the model made (None
     when it made none), `tool_call_error` (the parser's message when the model wrote malformed call JSON; the text
     is then everything it wrote) and `message`, the reply as an assistant message to append to the conversation."""
 
@@ -959,10 +1014,12 @@ class Session(_Handle):
         if status == ERR_FORMAT:
             reply = ChatReply(text)
             reply.tool_call_error = (_lib.mistral_last_error() or b"").decode("utf-8", "replace")
+            reply.logprobs = text.logprobs
             return reply
         parsed = _take_tool_calls(status, handle, "mistral_session_last_tool_calls")
         reply = ChatReply(parsed["content"] if parsed["tool_calls"] else text)
         reply.tool_calls = parsed["tool_calls"]
+        reply.logprobs = text.logprobs
         return reply
 
     def _params(self, max_tokens: int, temperature: float, top_k: int, top_p: float, min_p: float,
@@ -997,22 +1054,58 @@ class Session(_Handle):
                  repeat_penalty: float = 1.0, repeat_last_n: int = 64, seed: int = 0,
                  stop: Optional[Union[str, Sequence[str]]] = None, ignore_eos: bool = False,
                  special_out: bool = False, add_bos: Optional[bool] = None, special: bool = True,
-                 reuse_prefix: bool = False, on_token: Optional[Callable[[str, int], Optional[bool]]] = None) -> str:
+                 reuse_prefix: bool = False, on_token: Optional[Callable[[str, int], Optional[bool]]] = None,
+                 grammar: Optional[str] = None, json_schema=None, logit_bias: Optional[dict] = None,
+                 logprobs: Union[None, bool, int] = None, _on_piece=None) -> "Completion":
         """Generates text after `prompt` (text, parsed for special tokens unless special=False, or token ids).
 
         `stop` is one stop string or a list of them. `on_token(piece, token)` is called with each piece of text;
         returning True stops generation. An exception raised in it (KeyboardInterrupt included) stops generation
-        and is re-raised here; so is Ctrl-C while generating on the main thread. Returns the generated text. A full
-        context ends generation with MistralError(ERR_CONTEXT_FULL) carrying the text so far as `.text`."""
+        and is re-raised here; so is Ctrl-C while generating on the main thread. Returns the generated text (a
+        `Completion`, i.e. a str). A full context ends generation with MistralError(ERR_CONTEXT_FULL) carrying the
+        text so far as `.text`.
+
+        Constrained output: `grammar` (GBNF text, llama.cpp's syntax) or `json_schema` (a dict or JSON text;
+        {"type": "object"} = any JSON object). `logit_bias` maps token ids to a bias added to their logits
+        (float("-inf") bans a token). `logprobs=True` puts each token's log-probability on the result's
+        `.logprobs` (OpenAI's shape); `logprobs=N` adds the N most likely alternatives per token."""
         self._refused = True  # until the library has the call: a refused call leaves no stale stop reason
         if on_token is not None and not callable(on_token):
             raise TypeError("on_token must be callable or None")
         ids = self._prompt_ids(prompt, add_bos, special)
         params, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
                                     seed, stop, ignore_eos, special_out, reuse_prefix)
+        keep = [keep, self._constraints(params, grammar, json_schema, logit_bias, logprobs)]
+        want_logprobs = params.flags & GENERATE_LOGPROBS != 0
         pieces: list = []
+        entries: list = []
+        pending: list = []  # entries of tokens whose text is still held back
         error: list = []
         interrupted = threading.Event()
+
+        def on_info(info_ptr, _ud):
+            try:
+                if interrupted.is_set():
+                    return 1
+                info = info_ptr.contents
+                if info.token >= 0:
+                    entry = self._logprob_entry(info)
+                    entries.append(entry)
+                    pending.append(entry)
+                if info.text_len == 0:
+                    return 0
+                piece = ctypes.string_at(info.text, info.text_len).decode("utf-8")
+                pieces.append(piece)
+                done = list(pending)
+                pending.clear()
+                if _on_piece is not None:
+                    _on_piece(piece, done)
+                if on_token is not None and on_token(piece, info.token):
+                    return 1
+                return 0
+            except BaseException as e:  # never let an exception unwind through C
+                error.append(e)
+                return 1
 
         def trampoline(ptr, length, token, _ud):
             try:
@@ -1020,6 +1113,8 @@ class Session(_Handle):
                     return 1
                 piece = ctypes.string_at(ptr, length).decode("utf-8")
                 pieces.append(piece)
+                if _on_piece is not None:
+                    _on_piece(piece, None)
                 if on_token is not None and on_token(piece, token):
                     return 1
                 return 0
@@ -1027,25 +1122,81 @@ class Session(_Handle):
                 error.append(e)
                 return 1
 
-        cb = _TOKEN_CALLBACK(trampoline)
         arr = _int_array(ids)
+        if want_logprobs:
+            cb, call = _TOKEN_INFO_CALLBACK(on_info), "mistral_generate_ex"
+        else:
+            cb, call = _TOKEN_CALLBACK(trampoline), "mistral_generate"
         with _SigintToFlag(interrupted):
             self._refused = False
-            status = self._call("mistral_generate", self.handle, arr, len(ids), ctypes.byref(params), cb, None)
+            status = self._call(call, self.handle, arr, len(ids), ctypes.byref(params), cb, None)
         del keep
         if error:
             raise error[0]
         if interrupted.is_set():
             raise KeyboardInterrupt
-        text = "".join(pieces)
+        text = Completion("".join(pieces))
+        if want_logprobs:
+            text.logprobs = {"content": entries}
         if status == ERR_CANCELLED:
             return text  # the caller's on_token asked to stop
         if status != OK:
-            err = MistralError(status, (_lib.mistral_last_error() or b"").decode("utf-8", "replace"),
-                               "mistral_generate")
+            err = MistralError(status, (_lib.mistral_last_error() or b"").decode("utf-8", "replace"), call)
             err.text = text
             raise err
         return text
+
+    def _constraints(self, p, grammar, json_schema, logit_bias, logprobs):
+        """Fills the 0.3 fields of the generate params; returns what must stay alive during the call."""
+        keep = []
+        if grammar is not None and json_schema is not None:
+            raise ValueError("pass grammar or json_schema, not both")
+        if grammar is not None:
+            p.grammar = _cstr_arg("grammar", grammar)
+            keep.append(p.grammar)
+        if json_schema is not None:
+            p.json_schema = _schema_text(json_schema)
+            keep.append(p.json_schema)
+        if logit_bias:
+            if not isinstance(logit_bias, dict):
+                raise TypeError(f"logit_bias must be a dict {{token id: bias}}, got {type(logit_bias).__name__}")
+            toks = [_int_arg("logit_bias token", t, *_I32) for t in logit_bias]
+            vals = []
+            for v in logit_bias.values():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    try:
+                        v = float(v)
+                    except (TypeError, ValueError):
+                        raise TypeError(f"logit_bias values must be numbers, got {type(v).__name__}") from None
+                v = float(v)
+                if math.isnan(v) or v == math.inf:
+                    raise ValueError(f"logit_bias values must be finite or -inf, got {v}")
+                vals.append(v)
+            ta = (ctypes.c_int32 * len(toks))(*toks)
+            va = (ctypes.c_float * len(vals))(*vals)
+            p.logit_bias_tokens, p.logit_bias_values, p.n_logit_bias = ta, va, len(toks)
+            keep += [ta, va]
+        if logprobs is not None and logprobs is not False:
+            n = 0 if logprobs is True else _int_arg("logprobs", logprobs, 0, 256)
+            p.flags |= GENERATE_LOGPROBS
+            p.n_logprobs = n
+        return keep
+
+    def _piece_of(self, token: int) -> bytes:
+        cache = self.model.__dict__.setdefault("_piece_cache", {})
+        b = cache.get(token)
+        if b is None:
+            b = cache[token] = self.model.token_to_piece(token)
+        return b
+
+    def _logprob_entry(self, info) -> dict:
+        def item(token, logprob):
+            b = self._piece_of(token)
+            return {"token": b.decode("utf-8", "replace"), "logprob": float(logprob), "bytes": list(b), "id": token}
+
+        entry = item(info.token, info.logprob)
+        entry["top_logprobs"] = [item(info.top[k].token, info.top[k].logprob) for k in range(info.n_top)]
+        return entry
 
     def stream(self, prompt: Union[str, bytes, Sequence[int]] = "", **kwargs: Any) -> Iterator[str]:
         """Like generate(), but yields the pieces as they are produced. Closing the iterator early stops
@@ -1058,15 +1209,19 @@ class Session(_Handle):
         done = object()
         outcome: list = []
 
-        def on_token(piece, _token):
+        def on_piece(piece, entries):
             if stop_flag.is_set():
-                return True
-            q.put(piece)
-            return False
+                return
+            p = Piece(piece)
+            p.logprobs = entries
+            q.put(p)
+
+        def on_token(_piece, _token):
+            return stop_flag.is_set()
 
         def run():
             try:
-                self.generate(prompt, on_token=on_token, **kwargs)
+                self.generate(prompt, on_token=on_token, _on_piece=on_piece, **kwargs)
             except BaseException as e:
                 outcome.append(e)
             finally:
