@@ -261,7 +261,7 @@ def _schema_text(schema) -> bytes:
     raise TypeError(f"json_schema must be a dict or JSON text, got {type(schema).__name__}")
 
 
-def json_schema_to_grammar(schema) -> str:
+def json_schema_to_grammar(schema: Union[str, dict]) -> str:
     """The GBNF grammar the library makes of a JSON schema (a dict or JSON text), as `json_schema=` uses it."""
     text = _schema_text(schema)
     n = ctypes.c_size_t(0)
@@ -1055,8 +1055,9 @@ class Session(_Handle):
                  stop: Optional[Union[str, Sequence[str]]] = None, ignore_eos: bool = False,
                  special_out: bool = False, add_bos: Optional[bool] = None, special: bool = True,
                  reuse_prefix: bool = False, on_token: Optional[Callable[[str, int], Optional[bool]]] = None,
-                 grammar: Optional[str] = None, json_schema=None, logit_bias: Optional[dict] = None,
-                 logprobs: Union[None, bool, int] = None, _on_piece=None) -> "Completion":
+                 grammar: Optional[str] = None, json_schema: Union[None, str, dict] = None,
+                 logit_bias: Optional[dict] = None, logprobs: Union[None, bool, int] = None,
+                 _on_piece: Optional[Callable[[str, Any], None]] = None) -> "Completion":
         """Generates text after `prompt` (text, parsed for special tokens unless special=False, or token ids).
 
         `stop` is one stop string or a list of them. `on_token(piece, token)` is called with each piece of text;
