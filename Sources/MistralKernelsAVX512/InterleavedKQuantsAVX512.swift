@@ -12,50 +12,19 @@ import MistralKernels
 public enum InterleavedKQuantsAVX512 {
     public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q4KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q4KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q6KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q6KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
-    /// Every group of 16 rows in `rows` (16-aligned) against the tokens in tiles of 8, then 4, then 1.
-    @inline(__always)
-    static func groups<K: KTile>(_: K.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
-                                 _ x: ActivationView, _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>,
-                                 _ yStride: Int) {
-        var g = rows.lowerBound
-        while g < rows.upperBound {
-            let grp = w + g &* rowBytes
-            var t = tokens.lowerBound
-            while t &+ 8 <= tokens.upperBound {
-                K.tile(EightTokens.self, grp, x, t, y + t &* yStride + g, yStride)
-                t &+= 8
-            }
-            if t &+ 4 <= tokens.upperBound {
-                K.tile(FourTokens.self, grp, x, t, y + t &* yStride + g, yStride)
-                t &+= 4
-            }
-            while t < tokens.upperBound {
-                K.tile(OneToken.self, grp, x, t, y + t &* yStride + g, yStride)
-                t &+= 1
-            }
-            g &+= 16
-        }
-    }
-
-}
-
-/// One K-quant's register tile: one group of 16 rows against T.width tokens from t.
-protocol KTile {
-    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
-                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
 }
 
 @inline(__always) func srl(_ v: __m512i, _ n: Int) -> __m512i { _mm512_srli_epi32(v, UInt32(truncatingIfNeeded: n)) }
 
-enum Q4KTile: KTile {
+enum Q4KTile: InterleavedTile {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
@@ -153,7 +122,7 @@ enum Q4KTile: KTile {
     }
 }
 
-enum Q6KTile: KTile {
+enum Q6KTile: InterleavedTile {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {

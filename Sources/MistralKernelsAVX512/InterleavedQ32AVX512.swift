@@ -7,54 +7,26 @@
 import _Builtin_intrinsics.intel
 import MistralKernels
 
-/// Eight tokens per register tile.
-public enum EightTokens: TokenTile { public static var width: Int { 8 } }
-
 public enum InterleavedQ32AVX512 {
     public static func q4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q4_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q32Tile<Q4_0Layout>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
     public static func q4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q4_1Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q32Tile<Q4_1Layout>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
     public static func q5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q5_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q32Tile<Q5_0Layout>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
     public static func q5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q5_1Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q32Tile<Q5_1Layout>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
     public static func q8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        groups(Q8_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
-    }
-
-    /// Every group of 16 rows in `rows` (16-aligned) against the tokens in tiles of 8, then 4, then 1.
-    @inline(__always)
-    static func groups<L: Q32Layout>(_: L.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
-                                     _ x: ActivationView, _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>,
-                                     _ yStride: Int) {
-        var g = rows.lowerBound
-        while g < rows.upperBound {
-            let grp = w + g &* rowBytes  // group g / 16 starts at (g / 16) * 16 * rowBytes
-            var t = tokens.lowerBound
-            while t &+ 8 <= tokens.upperBound {
-                tile(L.self, EightTokens.self, grp, x, t, y + t &* yStride + g, yStride)
-                t &+= 8
-            }
-            if t &+ 4 <= tokens.upperBound {
-                tile(L.self, FourTokens.self, grp, x, t, y + t &* yStride + g, yStride)
-                t &+= 4
-            }
-            while t < tokens.upperBound {
-                tile(L.self, OneToken.self, grp, x, t, y + t &* yStride + g, yStride)
-                t &+= 1
-            }
-            g &+= 16
-        }
+        InterleavedTiles.groups(Q32Tile<Q8_0Layout>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     /// One group of 16 rows against T.width tokens from t; token t + u's 16 outputs go to y + u * yStride.
@@ -125,5 +97,14 @@ public enum InterleavedQ32AVX512 {
         store(0, acc0)
         if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
         if nt > 4 { store(4, acc4); store(5, acc5); store(6, acc6); store(7, acc7) }
+    }
+}
+
+/// A 32-value-block type's register tile, as the shared tile loop takes it.
+enum Q32Tile<L: Q32Layout>: InterleavedTile {
+    @inline(__always)
+    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
+                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        InterleavedQ32AVX512.tile(L.self, T.self, grp, x, t, y, yStride)
     }
 }

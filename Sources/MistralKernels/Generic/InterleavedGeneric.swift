@@ -39,11 +39,17 @@ public enum InterleavedGeneric {
                 var acc: Float = 0
                 for b in 0..<nb {
                     let grp = base + b &* 16 &* 144
-                    var sc = [UInt8](repeating: 0, count: 12)
-                    for c in 0..<12 { sc[c] = grp.load(fromByteOffset: 64 &+ 64 &* (c >> 2) &+ 4 &* lane &+ (c & 3), as: UInt8.self) }
+                    // the row's 12 packed scale bytes, gathered from the 3 chunks: 4 consecutive bytes in each
+                    var sc: (UInt32, UInt32, UInt32) = (0, 0, 0)
+                    sc.0 = grp.loadUnaligned(fromByteOffset: 64 &+ 4 &* lane, as: UInt32.self)
+                    sc.1 = grp.loadUnaligned(fromByteOffset: 128 &+ 4 &* lane, as: UInt32.self)
+                    sc.2 = grp.loadUnaligned(fromByteOffset: 192 &+ 4 &* lane, as: UInt32.self)
                     var dot: Int32 = 0, mins: Int32 = 0
                     for j in 0..<8 {
-                        let (s, m) = scaleMin(j, sc)
+                        let (s, m) = withUnsafeBytes(of: sc) { raw -> (Int32, Int32) in
+                            guard let p = raw.baseAddress else { return (0, 0) }
+                            return kScaleMin(j, p.assumingMemoryBound(to: UInt8.self))
+                        }
                         var sub: Int32 = 0
                         for i in 0..<32 {
                             let byte = grp.load(fromByteOffset: 256 &+ 512 &* (j >> 1) &+ 64 &* (i >> 2) &+ 4 &* lane &+ (i & 3),
@@ -99,12 +105,6 @@ public enum InterleavedGeneric {
                 y[t &* yStride &+ r] = acc
             }
         }
-    }
-
-    /// Sub-block j's 6-bit scale and min from a K-quant's 12 packed scale bytes (ggml's get_scale_min_k4).
-    static func scaleMin(_ j: Int, _ q: [UInt8]) -> (Int32, Int32) {
-        if j < 4 { return (Int32(q[j] & 63), Int32(q[j + 4] & 63)) }
-        return (Int32((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4)), Int32((q[j + 4] >> 4) | ((q[j] >> 6) << 4)))
     }
 
     /// The unsigned stored value v (0...31) of row lane `lane` in one interleaved block group: nibble (+ 16 for

@@ -1,0 +1,40 @@
+// The loop every row-interleaved kernel shares: groups of 16 rows (Interleave.swift), each against the tokens in
+// register tiles of 8, then 4, then 1. A weight type supplies only its tile.
+import MistralKernels
+
+/// Eight tokens per register tile.
+public enum EightTokens: TokenTile { public static var width: Int { 8 } }
+
+/// One weight type's register tile: one group of 16 rows at `grp` against T.width tokens from t; token t + u's 16
+/// outputs go to y + u * yStride.
+protocol InterleavedTile {
+    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
+                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+}
+
+enum InterleavedTiles {
+    /// Every group of 16 rows in `rows` (16-aligned) against the tokens in tiles of 8, then 4, then 1.
+    @inline(__always)
+    static func groups<K: InterleavedTile>(_: K.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
+                                           _ x: ActivationView, _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>,
+                                           _ yStride: Int) {
+        var g = rows.lowerBound
+        while g < rows.upperBound {
+            let grp = w + g &* rowBytes  // group g / 16 starts at (g / 16) * 16 * rowBytes
+            var t = tokens.lowerBound
+            while t &+ 8 <= tokens.upperBound {
+                K.tile(EightTokens.self, grp, x, t, y + t &* yStride + g, yStride)
+                t &+= 8
+            }
+            if t &+ 4 <= tokens.upperBound {
+                K.tile(FourTokens.self, grp, x, t, y + t &* yStride + g, yStride)
+                t &+= 4
+            }
+            while t < tokens.upperBound {
+                K.tile(OneToken.self, grp, x, t, y + t &* yStride + g, yStride)
+                t &+= 1
+            }
+            g &+= 16
+        }
+    }
+}
