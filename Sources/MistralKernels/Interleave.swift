@@ -16,6 +16,8 @@
 // For Q4_K, block b of group g (16 x 144 bytes) holds d[16], dmin[16] (f16), the 12 packed scale bytes as 3 x 64
 // (chunk c lane r = row r's scale bytes 4c...4c+3), then for each sub-block pair p (0...3) 8 x 64 bytes: chunk j
 // lane r = row r's qs bytes 32p + 4j...32p + 4j + 3 (low nibbles: sub-block 2p, high: 2p + 1, values 4j...4j+3).
+// Q5_K (16 x 176 bytes) is Q4_K's layout followed by the fifth bits: 8 x 64 bytes, chunk k lane r = row r's qh
+// bytes 4k...4k+3 (bit j of qh byte i is the fifth bit of sub-block j's value i).
 // For Q6_K (16 x 210 bytes): d[16] (f16), the int8 scales as 4 x 64 (chunk c lane r = row r's scales 4c...4c+3),
 // then for each half h (0, 1) 24 x 64 bytes: chunks A_g, B_g, H_g (g = 0...7), lane r = row r's bytes
 // ql[64h + 4g...], ql[64h + 32 + 4g...], qh[32h + 4g...]; value 128h + 32q + 4g + i is, as in ggml,
@@ -28,7 +30,7 @@ public enum Interleave {
     /// Types with a row-interleaved form.
     public static func supports(_ type: QuantType) -> Bool {
         switch type {
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: true
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K: true
         default: false
         }
     }
@@ -47,14 +49,17 @@ public enum Interleave {
                               into dst: UnsafeMutableRawPointer) -> Bool {
         guard supports(type), rows % Interleave.rows == 0, rowBytes % type.blockBytes == 0 else { return false }
         let bytes = type.blockBytes, nb = rowBytes / bytes
-        if type == .q4_K || type == .q6_K {
+        if type == .q4_K || type == .q5_K || type == .q6_K {
             for g in 0..<rows / 16 {
                 for b in 0..<nb {
                     let out = dst + g &* 16 &* rowBytes + b &* 16 &* bytes
                     for r in 0..<16 {
                         let blk = src + (g &* 16 &+ r) &* rowBytes + b &* bytes
-                        if type == .q4_K { q4KBlock(blk, lane: r, group: out, toGroup: true) }
-                        else { q6KBlock(blk, lane: r, group: out, toGroup: true) }
+                        switch type {
+                        case .q4_K: q4KBlock(blk, lane: r, group: out, toGroup: true)
+                        case .q5_K: q5KBlock(blk, lane: r, group: out, toGroup: true)
+                        default: q6KBlock(blk, lane: r, group: out, toGroup: true)
+                        }
                     }
                 }
             }
@@ -119,10 +124,13 @@ public enum Interleave {
         let qs = (min ? 4 : 2) + (five ? 4 : 0)
         let lane = r % 16
         let grp = data + (r / 16) &* 16 &* rowBytes + b &* 16 &* bytes
-        if type == .q4_K || type == .q6_K {
+        if type == .q4_K || type == .q5_K || type == .q6_K {
             let g = UnsafeMutableRawPointer(mutating: grp)
-            if type == .q4_K { q4KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false) }
-            else { q6KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false) }
+            switch type {
+            case .q4_K: q4KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
+            case .q5_K: q5KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
+            default: q6KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
+            }
             return
         }
         out.storeBytes(of: grp.loadUnaligned(fromByteOffset: 2 &* lane, as: UInt16.self), as: UInt16.self)
@@ -191,5 +199,25 @@ public enum Interleave {
         for p in 0..<4 {
             for j in 0..<8 { move(16 &+ 32 &* p &+ 4 &* j, 256 &+ 512 &* p &+ 64 &* j &+ 4 &* r, 4) }
         }
+    }
+
+    /// Moves one Q5_K block (d, dmin, scales[12], qh[32], qs[128]) into lane `lane` of an interleaved block group,
+    /// or back: the Q4_K fields with qs read from byte 48, then the fifth bits.
+    static func q5KBlock(_ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer, toGroup: Bool) {
+        let file = UnsafeMutableRawPointer(mutating: blk)
+        @inline(__always) func move(_ fileOffset: Int, _ groupOffset: Int, _ size: Int) {
+            if toGroup {
+                (out + groupOffset).copyMemory(from: blk + fileOffset, byteCount: size)
+            } else {
+                (file + fileOffset).copyMemory(from: UnsafeRawPointer(out + groupOffset), byteCount: size)
+            }
+        }
+        move(0, 2 &* r, 2)                                   // d
+        move(2, 32 &+ 2 &* r, 2)                             // dmin
+        for c in 0..<3 { move(4 &+ 4 &* c, 64 &+ 64 &* c &+ 4 &* r, 4) }   // packed scales
+        for p in 0..<4 {
+            for j in 0..<8 { move(48 &+ 32 &* p &+ 4 &* j, 256 &+ 512 &* p &+ 64 &* j &+ 4 &* r, 4) }
+        }
+        for k in 0..<8 { move(16 &+ 4 &* k, 2304 &+ 64 &* k &+ 4 &* r, 4) }  // qh
     }
 }

@@ -23,6 +23,7 @@ public enum AVX512Kernels {
         .q5_1: QuantKernel(.q8_0, InterleavedQ32AVX512.q5_1),
         .q8_0: QuantKernel(.q8_0, InterleavedQ32AVX512.q8_0),
         .q4_K: QuantKernel(.q8_K, InterleavedKQuantsAVX512.q4_K),
+        .q5_K: QuantKernel(.q8_K, InterleavedKQuantsAVX512.q5_K),
         .q6_K: QuantKernel(.q8_K, InterleavedKQuantsAVX512.q6_K),
     ]
 }

@@ -1,5 +1,5 @@
 // K-quant kernels on the row-interleaved layout (Interleave.swift) with AVX-512 VNNI: tiles of 16 weight rows x
-// up to 8 tokens against q8_K activations. Q4_K per 256-block: the mins term first — the 8 six-bit mins of the
+// up to 8 tokens against q8_K activations. Q4_K (and Q5_K, with the fifth bits or-ed into the values) per 256-block: the mins term first — the 8 six-bit mins of the
 // 16 rows as int16 pairs, 4 vpdpwssd against each token's per-32 activation sums — then per sub-block the 8
 // value registers unpack once and every token takes 8 vpdpbusd, one vpmulld by the rows' sub-block scales and
 // an add, all exact in int32; two FMAs per block and token turn the sums into floats. Q6_K: the -32 offset as
@@ -12,7 +12,12 @@ import MistralKernels
 public enum InterleavedKQuantsAVX512 {
     public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        InterleavedTiles.groups(Q4KTile.self, w, rowBytes, rows, x, tokens, y, yStride)
+        InterleavedTiles.groups(Q45KTile<NoFifthBit>.self, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    public static func q5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                            _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        InterleavedTiles.groups(Q45KTile<FifthBit>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q6_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
@@ -24,11 +29,20 @@ public enum InterleavedKQuantsAVX512 {
 
 @inline(__always) func srl(_ v: __m512i, _ n: Int) -> __m512i { _mm512_srli_epi32(v, UInt32(truncatingIfNeeded: n)) }
 
-enum Q4KTile: InterleavedTile {
+/// Whether the Q4_K tile reads Q5_K's fifth bits (a type, so each form is compiled with the branch folded).
+protocol FifthBits { static var present: Bool { get } }
+enum NoFifthBit: FifthBits { static var present: Bool { false } }
+enum FifthBit: FifthBits { static var present: Bool { true } }
+
+/// Q4_K, and Q5_K (the same tile with each value's fifth bit or-ed in as 16).
+enum Q45KTile<V: FifthBits>: InterleavedTile {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let five = V.present
+        let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
+        let bit4 = _mm512_set1_epi8(0x10)
         let low = _mm512_set1_epi8(15), six = _mm512_set1_epi32(63), four = _mm512_set1_epi32(15)
         let hi2 = _mm512_set1_epi32(0x30), zero = _mm512_setzero_si512()
         var acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
@@ -36,7 +50,7 @@ enum Q4KTile: InterleavedTile {
 
         var b = 0
         while b < nb {
-            let p = grp + b &* (16 &* 144)
+            let p = grp + b &* groupBytes
             let dw = _mm512_cvtph_ps(load256(p)), dmin = _mm512_cvtph_ps(load256(p + 32))
             let p0 = load512(p + 64), p1 = load512(p + 128), p2 = load512(p + 192)
 
@@ -83,8 +97,13 @@ enum Q4KTile: InterleavedTile {
                 }
                 let q = p + (256 &+ 512 &* (j >> 1))
                 let shift: UInt32 = j & 1 == 0 ? 0 : 4
+                let qh = p + 2304, hShift = UInt32(truncatingIfNeeded: j)
                 @inline(__always) func val(_ k: Int) -> __m512i {
-                    _mm512_and_si512(_mm512_srli_epi16(load512(q + 64 &* k), shift), low)
+                    let v = _mm512_and_si512(_mm512_srli_epi16(load512(q + 64 &* k), shift), low)
+                    guard five else { return v }
+                    // bit j of each qh byte, moved to bit 4
+                    let h = _mm512_slli_epi16(_mm512_srli_epi16(load512(qh + 64 &* k), hShift), 4)
+                    return _mm512_or_si512(v, _mm512_and_si512(h, bit4))
                 }
                 let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3), v4 = val(4), v5 = val(5), v6 = val(6), v7 = val(7)
                 @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {

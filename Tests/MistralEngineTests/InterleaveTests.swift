@@ -39,7 +39,7 @@ final class InterleaveTests: XCTestCase {
             let cols = 3 * type.blockSize
             let c = try QuantKernelTests.Case(type, rows: 32, cols: cols, tokens: 1, seed: 5)
             let packed = InterleaveTests.repacked(c)
-            if [.q4_0, .q4_1, .q4_K, .q6_K].contains(type) {  // Q5's fifth bits are transposed and Q8_0's bytes offset
+            if [.q4_0, .q4_1, .q4_K, .q5_K, .q6_K].contains(type) {  // Q5's fifth bits are transposed and Q8_0's bytes offset
                 XCTAssertTrue(packed.sorted(by: <) == c.weights.sorted(by: <), "\(type): repack is not a permutation")
             }
             XCTAssertNotEqual(packed, c.weights, "\(type): repack changed nothing")

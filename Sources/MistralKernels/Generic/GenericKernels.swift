@@ -22,6 +22,7 @@ public enum GenericKernels {
         .q5_1: QuantKernel(.q8_0, InterleavedGeneric.q5_1),
         .q8_0: QuantKernel(.q8_0, InterleavedGeneric.q8_0),
         .q4_K: QuantKernel(.q8_K, InterleavedGeneric.q4_K),
+        .q5_K: QuantKernel(.q8_K, InterleavedGeneric.q5_K),
         .q6_K: QuantKernel(.q8_K, InterleavedGeneric.q6_K),
     ]
 }

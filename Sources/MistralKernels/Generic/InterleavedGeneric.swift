@@ -30,7 +30,19 @@ public enum InterleavedGeneric {
     /// acc += -Float(mins)·(dmin·d_a) and acc += Float(dot)·(d·d_a), two fused multiply-adds in that order.
     public static func q4_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        q4or5K(five: false, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    /// Q5_K: Q4_K's arithmetic with each value's fifth bit (+16) from the qh chunks.
+    public static func q5_K(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                            _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        q4or5K(five: true, w, rowBytes, rows, x, tokens, y, yStride)
+    }
+
+    static func q4or5K(five: Bool, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
+                       _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         let nb = x.cols / 256
+        let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
         for t in tokens {
             let a = x.values(t), da = x.scales(t), sa = x.partialSums(t)
             for r in rows {
@@ -38,7 +50,7 @@ public enum InterleavedGeneric {
                 let base = w + group &* 16 &* rowBytes
                 var acc: Float = 0
                 for b in 0..<nb {
-                    let grp = base + b &* 16 &* 144
+                    let grp = base + b &* groupBytes
                     // the row's 12 packed scale bytes, gathered from the 3 chunks: 4 consecutive bytes in each
                     var sc: (UInt32, UInt32, UInt32) = (0, 0, 0)
                     sc.0 = grp.loadUnaligned(fromByteOffset: 64 &+ 4 &* lane, as: UInt32.self)
@@ -52,9 +64,13 @@ public enum InterleavedGeneric {
                         }
                         var sub: Int32 = 0
                         for i in 0..<32 {
-                            let byte = grp.load(fromByteOffset: 256 &+ 512 &* (j >> 1) &+ 64 &* (i >> 2) &+ 4 &* lane &+ (i & 3),
-                                                as: UInt8.self)
-                            let q = Int32(j & 1 == 0 ? byte & 15 : byte >> 4)
+                            let chunk: Int = 64 &* (i >> 2) &+ 4 &* lane &+ (i & 3)
+                            let byte = grp.load(fromByteOffset: 256 &+ 512 &* (j >> 1) &+ chunk, as: UInt8.self)
+                            var q = Int32(j & 1 == 0 ? byte & 15 : byte >> 4)
+                            if five {
+                                let h = grp.load(fromByteOffset: 2304 &+ chunk, as: UInt8.self)
+                                q |= Int32((h >> UInt8(j)) & 1) << 4
+                            }
                             sub &+= q &* Int32(a[b &* 256 &+ j &* 32 &+ i])
                         }
                         dot &+= s &* sub
