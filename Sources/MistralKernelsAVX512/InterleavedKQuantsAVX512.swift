@@ -95,15 +95,14 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                     let k = 8 &* (j &- 4)
                     sc = _mm512_or_si512(_mm512_and_si512(srl(p2, k), four), _mm512_and_si512(srl(p0, k &+ 2), hi2))
                 }
-                let q = p + (256 &+ 512 &* (j >> 1))
+                let q = p + ((five ? 768 : 256) &+ 512 &* (j >> 1))
                 let shift: UInt32 = j & 1 == 0 ? 0 : 4
-                let qh = p + 2304, hShift = UInt32(truncatingIfNeeded: j)
+                let qh = p + 256, bitJ = _mm512_set1_epi8(Int8(truncatingIfNeeded: 1 &<< j))
                 @inline(__always) func val(_ k: Int) -> __m512i {
                     let v = _mm512_and_si512(_mm512_srli_epi16(load512(q + 64 &* k), shift), low)
                     guard five else { return v }
-                    // bit j of each qh byte, moved to bit 4
-                    let h = _mm512_slli_epi16(_mm512_srli_epi16(load512(qh + 64 &* k), hShift), 4)
-                    return _mm512_or_si512(v, _mm512_and_si512(h, bit4))
+                    // + 16 where bit j of the qh byte is set
+                    return _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(load512(qh + 64 &* k), bitJ), v, bit4)
                 }
                 let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3), v4 = val(4), v5 = val(5), v6 = val(6), v7 = val(7)
                 @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {

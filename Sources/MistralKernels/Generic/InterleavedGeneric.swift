@@ -43,6 +43,7 @@ public enum InterleavedGeneric {
                        _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         let nb = x.cols / 256
         let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
+        let qsAt: Int = five ? 768 : 256           // Q5_K's fifth bits come first
         for t in tokens {
             let a = x.values(t), da = x.scales(t), sa = x.partialSums(t)
             for r in rows {
@@ -65,10 +66,10 @@ public enum InterleavedGeneric {
                         var sub: Int32 = 0
                         for i in 0..<32 {
                             let chunk: Int = 64 &* (i >> 2) &+ 4 &* lane &+ (i & 3)
-                            let byte = grp.load(fromByteOffset: 256 &+ 512 &* (j >> 1) &+ chunk, as: UInt8.self)
+                            let byte = grp.load(fromByteOffset: qsAt &+ 512 &* (j >> 1) &+ chunk, as: UInt8.self)
                             var q = Int32(j & 1 == 0 ? byte & 15 : byte >> 4)
                             if five {
-                                let h = grp.load(fromByteOffset: 2304 &+ chunk, as: UInt8.self)
+                                let h = grp.load(fromByteOffset: 256 &+ chunk, as: UInt8.self)
                                 q |= Int32((h >> UInt8(j)) & 1) << 4
                             }
                             sub &+= q &* Int32(a[b &* 256 &+ j &* 32 &+ i])
