@@ -51,7 +51,7 @@ public final class BatchScheduler: @unchecked Sendable {
     let pool: WorkerPool
     /// Sessions one step evaluates together at most (1: no batching; concurrent sessions take turns).
     public let maxSequences: Int
-    /// Rows one session contributes to a step while others are waiting.
+    /// Rows one session contributes to a step while others are waiting (a multiple of 64).
     static let prefillRows = 128
     private var scratch: ForwardScratch?
     private var queue: [StepRequest] = []
@@ -217,8 +217,12 @@ public final class BatchScheduler: @unchecked Sendable {
             let wantsAll: Bool
             if case .all = r.logits { wantsAll = true } else { wantsAll = false }
             if wantsAll && !members.isEmpty { continue }
-            var take = min(r.count - r.done, r.maxRows, capacity - rows)
+            // Stay within the n_batch piece the session would run alone, and cut it only at a multiple of 64
+            // rows from that piece's start: the matmuls then group its tokens as a step of its own would.
+            let left = r.count - r.done, pieceLeft = r.maxRows - r.done % r.maxRows
+            var take = min(left, pieceLeft, capacity - rows)
             if queue.count > 1 && limit > 1 { take = min(take, BatchScheduler.prefillRows) }
+            if take < pieceLeft && take < left { take -= take % 64 }
             guard take > 0 else { continue }
             let last = r.done + take == r.count
             let logits: LogitsRequest

@@ -33,6 +33,10 @@ final class ForwardScratch: @unchecked Sendable {  // used by one step at a time
     let attnPartialsStride: Int
     /// Per sequence, where its attention tasks start in the step's task list (sequences + 1 entries).
     let taskStart: UnsafeMutablePointer<Int>
+    /// Each sequence's first row, then the step's row count (sequences + 1 entries), and 0, 1, 2, ...: the
+    /// matmul segments (MatMulSegments) of the step's rows and of its one-row-per-sequence logits product.
+    let rowStarts: UnsafeMutablePointer<Int>
+    let unitStarts: UnsafeMutablePointer<Int>
     /// Next-token logits of the sequences of a multi-sequence step, before they are copied to each session.
     let logitRows: UnsafeMutablePointer<Float>
     let acts: ActivationBatch
@@ -67,9 +71,15 @@ final class ForwardScratch: @unchecked Sendable {  // used by one step at a time
             attnScratch = try buffer(threads * attnScratchStride, "attention scratch")
             attnPartials = try buffer(sequences * attnPartialsStride, "attention partials")
             logitRows = try buffer(sequences > 1 ? sequences * c.nVocab : 1, "batch logits")
-            let starts = try allocateZeroed(Int.self, count: sequences + 1, what: "attention task list")
-            list.append(UnsafeMutableRawPointer(starts))
-            taskStart = starts
+            func ints(_ what: String) throws -> UnsafeMutablePointer<Int> {
+                let p = try allocateZeroed(Int.self, count: sequences + 1, what: what)
+                list.append(UnsafeMutableRawPointer(p))
+                return p
+            }
+            taskStart = try ints("attention task list")
+            rowStarts = try ints("batch segments")
+            unitStarts = try ints("batch segments")
+            for i in 0...sequences { unitStarts[i] = i }
             acts = try ActivationBatch(rows: rows, cols: max(c.nEmbd, c.nFF, c.qDim))
         } catch {
             for p in list { free(p) }

@@ -503,7 +503,12 @@ extension LlamaWeights {
         let c = config
         let d = c.nEmbd, kvDim = c.kvDim, qDim = c.qDim
         var n = 0
-        for q in seqs { n = max(n, q.row + q.n) }
+        for (i, q) in seqs.enumerated() {
+            n = max(n, q.row + q.n)
+            s.rowStarts[i] = q.row
+        }
+        s.rowStarts[seqs.count] = n
+        let segments = MatMulSegments(starts: s.rowStarts, count: seqs.count)
 
         // Input embeddings.
         for q in seqs {
@@ -538,7 +543,7 @@ extension LlamaWeights {
             MatMul.multiply(MatMulTarget(layer.wq, y: s.q, yStride: qDim),
                             MatMulTarget(layer.wk, y: s.k, yStride: kvDim),
                             MatMulTarget(layer.wv, y: s.v, yStride: kvDim),
-                            x: s.xb, n: n, acts: s.acts, pool: pool)
+                            x: s.xb, n: n, acts: s.acts, pool: pool, segments: segments)
             for t in 0..<n {
                 let cosT = UnsafePointer(s.ropeCos + t * half), sinT = UnsafePointer(s.ropeSin + t * half)
                 for h in 0..<c.nHead {
@@ -555,16 +560,16 @@ extension LlamaWeights {
                 cache.store(s.v + q.row * kvDim, into: cache.v, layer: l, pos: q.startPos, n: q.n)
             }
             attention(seqs, layer: l, scratch: s, pool: pool)
-            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
+            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool, segments: segments)
             Ops.add(s.x, s.xb, n * d)
 
             // Feed-forward block.
             for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.ffnNorm, s.xb + t * d, d, eps: c.rmsEps) }
             MatMul.multiply(MatMulTarget(layer.wGate, y: s.hb, yStride: c.nFF),
                             MatMulTarget(layer.wUp, y: s.hb2, yStride: c.nFF), nil,
-                            x: s.xb, n: n, acts: s.acts, pool: pool)
+                            x: s.xb, n: n, acts: s.acts, pool: pool, segments: segments)
             Ops.swiGLU(s.hb, s.hb2, rows: n, n: c.nFF, pool: pool)
-            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
+            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool, segments: segments)
             Ops.add(s.x, s.xb, n * d)
         }
         outputLogits(seqs, scratch: s, pool: pool)
@@ -597,7 +602,8 @@ extension LlamaWeights {
             MatMul.multiply(output, x: s.xb, n: 1, y: q.state.logits, yStride: vocab, acts: s.acts, pool: pool)
             return
         }
-        MatMul.multiply(output, x: s.xb, n: wanted, y: s.logitRows, yStride: vocab, acts: s.acts, pool: pool)
+        MatMul.multiply(output, x: s.xb, n: wanted, y: s.logitRows, yStride: vocab, acts: s.acts, pool: pool,
+                        segments: MatMulSegments(starts: s.unitStarts, count: wanted))
         i = 0
         for q in seqs {
             guard case .last = q.logits else { continue }
