@@ -9,25 +9,31 @@ import MistralKernels
 import MistralKernelsAVX512
 
 final class BatchRowIdentityTests: XCTestCase {
-    func interleavedKernels(_ type: QuantType) -> [(String, QuantKernel)] {
-        var list: [(String, QuantKernel)] = []
-        if let k = GenericKernels.interleaved[type] { list.append(("generic interleaved", k)) }
+    /// The kernels batched steps hand every row at once: interleaved ones (generic and, where the CPU has it,
+    /// AVX-512) and the file-layout ones KernelDispatch.groupsTokensAlike claims on the current path.
+    func alikeKernels(_ type: QuantType) -> [(String, QuantKernel, Bool)] {
+        var list: [(String, QuantKernel, Bool)] = []
+        if let k = GenericKernels.interleaved[type] { list.append(("generic interleaved", k, true)) }
         if KernelPath.available.contains(.avx512), let k = AVX512Kernels.interleaved[type] {
-            list.append(("avx512 interleaved", k))
+            list.append(("avx512 interleaved", k, true))
+        }
+        if KernelDispatch.groupsTokensAlike(GGMLType(rawValue: type.rawValue), interleaved: false),
+           let k = KernelDispatch.kernel(GGMLType(rawValue: type.rawValue)) {
+            list.append(("\(KernelDispatch.path) file layout", k, false))
         }
         return list
     }
 
-    func testInterleavedKernelsGiveEachTokenTheSameBitsAloneAndInABatch() throws {
+    func testKernelsClaimedAlikeGiveEachTokenTheSameBitsAloneAndInABatch() throws {
         var seed: UInt64 = 900
         var checked = 0
         for type in QuantType.allCases {
-            for (name, kernel) in interleavedKernels(type) {
+            for (name, kernel, interleaved) in alikeKernels(type) {
                 for cols in type.blockSize == 32 ? [96, 576] : [256, 1024] {
                     for tokens in [2, 5, 13] {
                         seed &+= 1
                         let c = try QuantKernelTests.Case(type, rows: 32, cols: cols, tokens: tokens, seed: seed)
-                        let packed = InterleaveTests.repacked(c)
+                        let packed = interleaved ? InterleaveTests.repacked(c) : c.weights
                         let all = InterleaveTests.run(kernel, packed, c, rows: 0..<32, tokens: 0..<tokens, yStride: 32)
                         for t in 0..<tokens {
                             let one = InterleaveTests.run(kernel, packed, c, rows: 0..<32, tokens: t..<t + 1, yStride: 32)

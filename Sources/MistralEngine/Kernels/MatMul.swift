@@ -36,10 +36,10 @@ public struct MatMulTarget: @unchecked Sendable {  // y points into run state th
 }
 
 /// The input rows cut into segments (segment i = rows starts[i]..<starts[i + 1]), one per sequence of a batched
-/// step. A file-layout quantized kernel groups tokens into register tiles counted from the start of its call, and
-/// its tiles and its one-token path round differently; run per segment, every sequence's tokens are grouped
-/// exactly as in a step of its own, so batching changes no bit of its results. Row-interleaved and float kernels
-/// compute each token alike in any grouping (BatchRowIdentityTests) and take the whole batch at once.
+/// step. Some file-layout quantized kernels group tokens into register tiles counted from the start of their call,
+/// and their tiles and their one-token path round differently; run per segment, every sequence's tokens are
+/// grouped exactly as in a step of its own, so batching changes no bit of its results. Kernels that compute each
+/// token alike in any grouping (KernelDispatch.groupsTokensAlike) take the whole batch at once.
 public struct MatMulSegments: @unchecked Sendable {  // points into the step's scratch, read-only during the product
     let starts: UnsafePointer<Int>
     let count: Int
@@ -122,7 +122,8 @@ public enum MatMul {
         guard lo < hi else { return }
         if let kernel {
             let view = acts.buffer(kernel.format).view
-            if let segments, segments.count > 1, !target.w.interleaved {
+            if let segments, segments.count > 1,
+               !KernelDispatch.groupsTokensAlike(target.w.type, interleaved: target.w.interleaved) {
                 rowsKernel(target, kernel, lo..<hi, view: view, segments: segments)
             } else {
                 rowsKernel(target, kernel, lo..<hi, view: view, n: n)

@@ -922,7 +922,8 @@ class Session(_Handle):
 
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
                  n_batch: Optional[int] = None, kv_type: str = "f16"):
-        """n_ctx: positions the KV cache holds (0 = min(trained context, 4096)); threads: 0 = every online CPU;
+        """n_ctx: positions the KV cache holds (0 = min(trained context, 4096)); threads: at most this many of the
+        model's shared pool threads (0 = all of them);
         kv_type: how the KV cache stores keys and values, "f16" (default), "f32" or "q8_0" (34 bytes per 32
         values)."""
         self._handle = None
