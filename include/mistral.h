@@ -172,6 +172,7 @@ typedef struct mistral_batch_stats {
     uint64_t max_sessions;  /* the most sessions one step evaluated */
     uint64_t max_rows;      /* the most positions one step evaluated */
     uint64_t rows;          /* positions evaluated in all steps */
+    uint64_t busy_ns;       /* nanoseconds spent in forward steps (the pool was idle the rest of the time) */
 } mistral_batch_stats;
 
 /* (since 0.4) Fills *out (MISTRAL_ERR_INVALID_ARGUMENT for a NULL or vocab-only model, NULL out or a bad

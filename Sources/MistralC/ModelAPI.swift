@@ -81,7 +81,7 @@ public func mistral_model_batch_stats(_ model: OpaquePointer?, _ out: UnsafeMuta
         var result = mistral_batch_stats(
             struct_size: min(declared, MemoryLayout<mistral_batch_stats>.size), steps: UInt64(st.steps),
             batched_steps: UInt64(st.batchedSteps), max_sessions: UInt64(st.maxSequences), max_rows: UInt64(st.maxRows),
-            rows: UInt64(st.rows))
+            rows: UInt64(st.rows), busy_ns: UInt64(st.busyNanoseconds))
         withUnsafeBytes(of: &result) { src in
             if let base = src.baseAddress { UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: min(declared, src.count)) }
         }

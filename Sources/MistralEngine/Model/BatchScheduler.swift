@@ -20,6 +20,8 @@ public struct BatchStats: Sendable, Equatable {
     public var maxRows = 0
     /// Rows (positions) evaluated, in all steps.
     public var rows = 0
+    /// Nanoseconds spent in forward steps (the rest of the time the model's pool was idle).
+    public var busyNanoseconds = 0
     public init() {}
 }
 
@@ -40,8 +42,20 @@ final class StepRequest {
     /// Positions evaluated so far, and the rows the running step takes.
     var done = 0
     var inStep = 0
+    /// Signalled (with the scheduler's mutex) when this request is done or its thread should lead: waking only the
+    /// threads concerned keeps a step from being preempted by every waiter at each submit.
+    let wake: UnsafeMutablePointer<pthread_cond_t>
 
-    init(state: LlamaState) { self.state = state }
+    init(state: LlamaState) {
+        self.state = state
+        wake = .allocate(capacity: 1)
+        pthread_cond_init(wake, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(wake)
+        wake.deallocate()
+    }
 }
 
 public final class BatchScheduler: @unchecked Sendable {
@@ -63,7 +77,9 @@ public final class BatchScheduler: @unchecked Sendable {
     private var lastStepNanoseconds = 0
     private var counters = BatchStats()
     private var mutex = pthread_mutex_t()
+    /// The leader waits on this for the sessions it expects (awaited) to resubmit.
     private var changed = pthread_cond_t()
+    private var leaderWaiting = false
 
     init(weights: LlamaWeights, threads: Int, maxSequences: Int) throws {
         self.weights = weights
@@ -118,7 +134,7 @@ public final class BatchScheduler: @unchecked Sendable {
         locked {
             if let i = awaited.firstIndex(of: ObjectIdentifier(state)) {
                 awaited.remove(at: i)
-                pthread_cond_broadcast(&changed)
+                if leaderWaiting { pthread_cond_signal(&changed) }
             }
         }
     }
@@ -133,17 +149,17 @@ public final class BatchScheduler: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         queue.append(r)
         if let i = awaited.firstIndex(of: ObjectIdentifier(r.state)) { awaited.remove(at: i) }
-        pthread_cond_broadcast(&changed)
+        if leaderWaiting { pthread_cond_signal(&changed) }
         while r.done < r.count {
             if leading {
-                pthread_cond_wait(&changed, &mutex)
+                pthread_cond_wait(r.wake, &mutex)
                 continue
             }
             leading = true
             while r.done < r.count && !stuck { stuck = !runStep() }
             leading = false
             // hand leadership to a waiting submitter, if any
-            if !queue.isEmpty { pthread_cond_broadcast(&changed) }
+            if let next = queue.first(where: { $0 !== r }) { pthread_cond_signal(next.wake) }
             if stuck {
                 if let i = queue.firstIndex(where: { $0 === r }) { queue.remove(at: i) }
                 break
@@ -175,6 +191,7 @@ public final class BatchScheduler: @unchecked Sendable {
             if m.done == m.count {
                 if let i = queue.firstIndex(where: { $0 === m }) { queue.remove(at: i) }
                 if m.continues { awaited.append(ObjectIdentifier(m.state)) }
+                pthread_cond_signal(m.wake)
             }
         }
         counters.steps += 1
@@ -182,9 +199,9 @@ public final class BatchScheduler: @unchecked Sendable {
         counters.maxSequences = max(counters.maxSequences, members.count)
         counters.maxRows = max(counters.maxRows, rows)
         counters.rows += rows
+        counters.busyNanoseconds += elapsed
         members.removeAll(keepingCapacity: true)
         step.removeAll(keepingCapacity: true)
-        pthread_cond_broadcast(&changed)
         return true
     }
 
@@ -198,6 +215,8 @@ public final class BatchScheduler: @unchecked Sendable {
         let ns = deadline.tv_nsec + budget
         deadline.tv_sec += ns / 1_000_000_000
         deadline.tv_nsec = ns % 1_000_000_000
+        leaderWaiting = true
+        defer { leaderWaiting = false }
         while !awaited.isEmpty && queue.count < maxSequences {
             if pthread_cond_timedwait(&changed, &mutex, &deadline) == ETIMEDOUT {
                 awaited.removeAll(keepingCapacity: true)  // late ones join the step after

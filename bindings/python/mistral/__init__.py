@@ -239,7 +239,8 @@ _signatures = {
 # ---- batching (0.4): shared thread pool and continuous batching, see "Batching" in mistral.h --------------------
 class _BatchStats(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("steps", ctypes.c_uint64), ("batched_steps", ctypes.c_uint64),
-                ("max_sessions", ctypes.c_uint64), ("max_rows", ctypes.c_uint64), ("rows", ctypes.c_uint64)]
+                ("max_sessions", ctypes.c_uint64), ("max_rows", ctypes.c_uint64), ("rows", ctypes.c_uint64),
+                ("busy_ns", ctypes.c_uint64)]
 
 
 class BatchStats(NamedTuple):
@@ -250,6 +251,7 @@ class BatchStats(NamedTuple):
     max_sessions: int   # the most sessions one step evaluated
     max_rows: int       # the most positions one step evaluated
     rows: int           # positions evaluated in all steps
+    busy_ns: int        # nanoseconds spent in forward steps
 
 
 _signatures["mistral_model_n_threads"] = ([_P], ctypes.c_int32)
@@ -737,7 +739,7 @@ class Model(_Handle):
         out.struct_size = ctypes.sizeof(_BatchStats)
         _check(_lib.mistral_model_batch_stats(self.handle, ctypes.byref(out), 1 if reset else 0),
                "mistral_model_batch_stats")
-        return BatchStats(out.steps, out.batched_steps, out.max_sessions, out.max_rows, out.rows)
+        return BatchStats(out.steps, out.batched_steps, out.max_sessions, out.max_rows, out.rows, out.busy_ns)
 
     @property
     def n_vocab(self) -> int:
