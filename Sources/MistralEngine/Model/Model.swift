@@ -63,6 +63,12 @@ public final class Model: Sendable {
     }
 
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
+        guard o.threads >= 0, o.threads <= 512 else {
+            throw MistralError.invalid("n_threads must be in 0...512, got \(o.threads)")
+        }
+        guard o.maxBatchSessions >= 1, o.maxBatchSessions <= 256 else {
+            throw MistralError.invalid("max_batch_sessions must be in 1...256, got \(o.maxBatchSessions)")
+        }
         self.path = path
         let progress = LoadProgress(o.progress)
         try progress.start()
@@ -154,12 +160,6 @@ public final class Model: Sendable {
                 + "\(c.nFF) ffn, \(c.nVocab) vocab, \(c.nCtxTrain) ctx"
         } else {
             summary = "\(arch) (\(format), vocab only): \(tokenizer.vocabSize) tokens"
-        }
-        guard o.threads >= 0, o.threads <= 512 else {
-            throw MistralError.invalid("n_threads must be in 0...512, got \(o.threads)")
-        }
-        guard o.maxBatchSessions >= 1, o.maxBatchSessions <= 256 else {
-            throw MistralError.invalid("max_batch_sessions must be in 1...256, got \(o.maxBatchSessions)")
         }
         scheduler = try weights.map {
             try BatchScheduler(weights: $0, threads: o.threads > 0 ? o.threads : CPUTopology.physicalCores,
