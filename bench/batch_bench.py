@@ -7,6 +7,7 @@ against an older libmistral (one worker pool per session, which oversubscribes t
     python3 bench/batch_bench.py [--model models/SmolLM2-135M-Instruct.Q4_1.gguf] [--model /opt/proxy/proxy-Q4_0.gguf]
                                  [--streams 1,2,4,8] [--threads 2] [--tokens 64] [--reps 3]
                                  [--old-lib /work/main/.build/release/libmistral.so --old-bindings /work/main/bindings/python]
+                                 [--old-streams 4] [--old-threads 0] [--no-default]
 
 Every measurement runs in its own process (this script's --worker mode): load the model, give each session a short
 prompt of its own (not timed), then start every stream at once and time from the start until the last one has
@@ -86,7 +87,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--no-default", action="store_true", help="skip the default-settings comparison")
+    p.add_argument("--no-default", action="store_true", help="skip the comparison with the older library")
+    p.add_argument("--old-streams", type=int, default=4, help="streams of the comparison with the older library")
+    p.add_argument("--old-threads", type=int, default=0, help="threads of that comparison (0: default settings)")
     a = p.parse_args()
     if a.worker:
         a.streams = int(a.streams)
@@ -115,11 +118,12 @@ def main():
             continue
         new, old = {"tps": 0}, {"tps": 0}
         for _ in range(a.reps):
-            r = measure(a, a.lib, a.bindings, model, 4, 0)
+            r = measure(a, a.lib, a.bindings, model, a.old_streams, a.old_threads)
             new = r if r["tps"] > new["tps"] else new
-            r = measure(a, a.old_lib, a.old_bindings, model, 4, 0)
+            r = measure(a, a.old_lib, a.old_bindings, model, a.old_streams, a.old_threads)
             old = r if r["tps"] > old["tps"] else old
-        print(f"\n4 concurrent sessions at default settings ({os.cpu_count()} CPUs), best of {a.reps}, interleaved")
+        setting = "default settings" if a.old_threads == 0 else f"{a.old_threads} threads"
+        print(f"\n{a.old_streams} concurrent sessions at {setting} ({os.cpu_count()} CPUs), best of {a.reps}, interleaved")
         print(f"| library | aggregate tok/s |\n|---|---|\n| this branch | {new['tps']:.1f} |\n"
               f"| {a.old_lib} | {old['tps']:.1f} |\n| ratio | {new['tps'] / old['tps']:.2f} |")
 
