@@ -356,7 +356,7 @@ MISTRAL_API mistral_status mistral_model_estimate(const char *path, const mistra
  * physical or currently available memory (checked before anything is allocated). */
 MISTRAL_API mistral_status mistral_session_create(const mistral_model *model, const mistral_session_params *params,
                                                   mistral_session **out_session);
-/* Releases a session and its worker threads. NULL is a no-op. Must not be called while a call on the session is
+/* Releases a session (its KV cache; the worker threads are the model's). NULL is a no-op. Must not be called while a call on the session is
  * running (e.g. from inside its token callback). */
 MISTRAL_API void mistral_session_free(mistral_session *session);
 /* Forgets every position (empties the KV cache) and reseeds the sampler with the session's seed. */
