@@ -117,6 +117,11 @@ typedef struct mistral_model_params {
                                    NULL = none. HF and native folders bring their own vision weights. */
     mistral_progress_callback progress_callback; /* (since 0.3) load progress, may cancel; NULL = none */
     void *progress_user_data;                    /* (since 0.3) passed to progress_callback */
+    int32_t n_threads;          /* (since 0.4) threads of the worker pool every session of this model shares (the
+                                   process's thread budget for it); 0 = the machine's physical cores. Default 0 */
+    int32_t max_batch_sessions; /* (since 0.4) at most this many sessions' concurrent steps are evaluated as one
+                                   batch (see "Batching" below); 1 = no batching, concurrent sessions take turns on
+                                   the pool. 1...256, default 16 */
 } mistral_model_params;
 
 MISTRAL_API void mistral_model_params_init(mistral_model_params *params);
@@ -147,6 +152,32 @@ MISTRAL_API int32_t mistral_model_token_is_eog(const mistral_model *model, int32
 MISTRAL_API const char *mistral_model_arch(const mistral_model *model);
 /* Human-readable description, e.g. "llama 30 layers, 576 embd, 49152 vocab". Owned by the model. */
 MISTRAL_API const char *mistral_model_desc(const mistral_model *model);
+
+/* (since 0.4) Batching. All sessions of a model run their forward passes on the model's one worker pool
+ * (mistral_model_params.n_threads threads; a session's n_threads is at most that many of them). When several
+ * threads call eval/generate on DIFFERENT sessions of one model at the same time, their steps are evaluated
+ * together as one batch: each weight matrix is read once per step for all of them, so N concurrent decodes cost
+ * little more than one (decode is memory-bound on a CPU). A long prompt is cut into pieces while others decode, so
+ * it does not stall them. Batching is automatic and changes no result: each session gets exactly the tokens
+ * (greedy or seeded sampling) and logits it would get alone. A lone session pays nothing for it. */
+
+/* (since 0.4) Threads of the model's shared worker pool; 0 when `model` is NULL or vocab-only. */
+MISTRAL_API int32_t mistral_model_n_threads(const mistral_model *model);
+
+/* (since 0.4) How much batching a model's sessions got, counted since load or the last reset. */
+typedef struct mistral_batch_stats {
+    size_t struct_size;     /* set by the caller to sizeof(mistral_batch_stats); fields past it are not written */
+    uint64_t steps;         /* forward steps run */
+    uint64_t batched_steps; /* steps that evaluated more than one session */
+    uint64_t max_sessions;  /* the most sessions one step evaluated */
+    uint64_t max_rows;      /* the most positions one step evaluated */
+    uint64_t rows;          /* positions evaluated in all steps */
+    uint64_t busy_ns;       /* nanoseconds spent in forward steps (the pool was idle the rest of the time) */
+} mistral_batch_stats;
+
+/* (since 0.4) Fills *out (MISTRAL_ERR_INVALID_ARGUMENT for a NULL or vocab-only model, NULL out or a bad
+ * struct_size); with `reset` nonzero, then sets the counters back to zero. */
+MISTRAL_API mistral_status mistral_model_batch_stats(mistral_model *model, mistral_batch_stats *out, int32_t reset);
 
 /* ---- Tokenizer -------------------------------------------------------------------------------------------- */
 
@@ -278,7 +309,8 @@ typedef struct mistral_session mistral_session;
 typedef struct mistral_session_params {
     size_t struct_size; /* sizeof(mistral_session_params), set by mistral_session_params_init */
     uint32_t n_ctx;     /* positions the KV cache holds; 0 = min(model's trained context, 4096). Default 0 */
-    int32_t n_threads;  /* worker threads for the forward pass; 0 = number of online CPUs. Default 0 */
+    int32_t n_threads;  /* worker threads for the forward pass, at most the model's pool (mistral_model_n_threads):
+                           0 = all of them. Default 0 (before 0.4 each session had its own pool of online CPUs) */
     uint64_t seed;      /* seed of the session's sampling RNG. Default 0xC0FFEE */
     uint32_t n_batch;   /* tokens evaluated per forward chunk during prompt processing. Default 512 */
     int32_t kv_type;    /* how the KV cache stores keys/values: MISTRAL_KV_F16 (default), MISTRAL_KV_F32, MISTRAL_KV_Q8_0 */
@@ -324,7 +356,7 @@ MISTRAL_API mistral_status mistral_model_estimate(const char *path, const mistra
  * physical or currently available memory (checked before anything is allocated). */
 MISTRAL_API mistral_status mistral_session_create(const mistral_model *model, const mistral_session_params *params,
                                                   mistral_session **out_session);
-/* Releases a session and its worker threads. NULL is a no-op. Must not be called while a call on the session is
+/* Releases a session (its KV cache; the worker threads are the model's). NULL is a no-op. Must not be called while a call on the session is
  * running (e.g. from inside its token callback). */
 MISTRAL_API void mistral_session_free(mistral_session *session);
 /* Forgets every position (empties the KV cache) and reseeds the sampler with the session's seed. */

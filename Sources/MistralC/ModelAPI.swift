@@ -8,7 +8,8 @@ public func mistral_model_params_init(_ params: UnsafeMutablePointer<mistral_mod
     guard let params else { return }
     params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0,
                                           weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil, mmproj_path: nil,
-                                          progress_callback: nil, progress_user_data: nil)
+                                          progress_callback: nil, progress_user_data: nil, n_threads: 0,
+                                          max_batch_sessions: Int32(ModelLoadOptions().maxBatchSessions))
 }
 
 @_cdecl("mistral_model_load")
@@ -37,6 +38,8 @@ func loadOptions(_ params: UnsafePointer<mistral_model_params>?) throws -> Model
     case MISTRAL_WEIGHTS_Q4_0: options.convertTo = .q4_0
     default: throw invalid("weight_type \(p.weight_type) is not one of MISTRAL_WEIGHTS_*")
     }
+    options.threads = Int(p.n_threads)
+    options.maxBatchSessions = Int(p.max_batch_sessions)
     if let callback = p.progress_callback {
         let target = ProgressTarget(callback: callback, userData: p.progress_user_data)
         options.progress = { fraction in target.callback(Float(fraction), target.userData) == 0 }
@@ -54,6 +57,35 @@ struct ProgressTarget: @unchecked Sendable {
 public func mistral_model_free(_ model: OpaquePointer?) {
     guard let model else { return }
     Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@_cdecl("mistral_model_n_threads")
+public func mistral_model_n_threads(_ model: OpaquePointer?) -> Int32 {
+    Int32(clamping: modelHandle(model)?.model.scheduler?.threadCount ?? 0)
+}
+
+@_cdecl("mistral_model_batch_stats")
+public func mistral_model_batch_stats(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<mistral_batch_stats>?,
+                                      _ reset: Int32) -> mistral_status {
+    guarded {
+        guard let scheduler = try require(modelHandle(model), "model").model.scheduler else {
+            throw invalid("the model was loaded vocab-only; it runs no forward steps")
+        }
+        let out = try require(out, "out")
+        let declared = UnsafeRawPointer(out).loadUnaligned(as: Int.self)
+        guard declared >= MemoryLayout<Int>.size, declared <= 1 << 16 else {
+            throw invalid("mistral_batch_stats.struct_size is \(declared); set it to sizeof(mistral_batch_stats)")
+        }
+        let st = scheduler.stats
+        if reset != 0 { scheduler.resetStats() }
+        var result = mistral_batch_stats(
+            struct_size: min(declared, MemoryLayout<mistral_batch_stats>.size), steps: UInt64(st.steps),
+            batched_steps: UInt64(st.batchedSteps), max_sessions: UInt64(st.maxSequences), max_rows: UInt64(st.maxRows),
+            rows: UInt64(st.rows), busy_ns: UInt64(st.busyNanoseconds))
+        withUnsafeBytes(of: &result) { src in
+            if let base = src.baseAddress { UnsafeMutableRawPointer(out).copyMemory(from: base, byteCount: min(declared, src.count)) }
+        }
+    }
 }
 
 @_cdecl("mistral_model_n_vocab")

@@ -11,34 +11,36 @@ import MistralKernels
 public enum Q32AVX512 {
     public static func q4_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        tiled(Q4_0Layout.self, short: Q32AVX2.q4_0, w, rowBytes, rows, x, tokens, y, yStride)
+        tiled(Q4_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q4_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        tiled(Q4_1Layout.self, short: Q32AVX2.q4_1, w, rowBytes, rows, x, tokens, y, yStride)
+        tiled(Q4_1Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        tiled(Q5_0Layout.self, short: Q32AVX2.q5_0, w, rowBytes, rows, x, tokens, y, yStride)
+        tiled(Q5_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q5_1(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        tiled(Q5_1Layout.self, short: Q32AVX2.q5_1, w, rowBytes, rows, x, tokens, y, yStride)
+        tiled(Q5_1Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
     public static func q8_0(_ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>, _ x: ActivationView,
                             _ tokens: Range<Int>, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        tiled(Q8_0Layout.self, short: Q32AVX2.q8_0, w, rowBytes, rows, x, tokens, y, yStride)
+        tiled(Q8_0Layout.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
-    /// Every row against each group of 4 tokens; the tokens left over (fewer than 4) run the AVX2 kernel `short`:
-    /// for one token at a time its vpmaddubsw path measured faster on Zen 4 than vpdpbusd (1.20 vs 1.34 ns per
-    /// block on 576-column rows), while 4-token tiles gain from VNNI.
+    /// Every row against each group of 4 tokens, then the tokens left over one at a time. Each token is computed
+    /// exactly alike in both (two FMA chains, even and odd blocks), so a token's bits never depend on how many
+    /// tokens share the call: batched decoding stacks sessions' rows into one call (MatMul). (The AVX2 kernel
+    /// kernel, once used for the leftovers, measured a little faster for one token on Zen 4 — 1.20 vs 1.34 ns per
+    /// block on 576-column rows — but rounds differently.)
     @inline(__always)
-    static func tiled<L: Q32Layout>(_ layout: L.Type, short: QuantDotKernel, _ w: UnsafeRawPointer, _ rowBytes: Int,
+    static func tiled<L: Q32Layout>(_ layout: L.Type, _ w: UnsafeRawPointer, _ rowBytes: Int,
                                     _ rows: Range<Int>, _ x: ActivationView, _ tokens: Range<Int>,
                                     _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         var t = tokens.lowerBound
@@ -46,7 +48,10 @@ public enum Q32AVX512 {
             for r in rows { row(layout, FourTokens.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
             t &+= 4
         }
-        short(w, rowBytes, rows, x, t..<tokens.upperBound, y, yStride)
+        while t < tokens.upperBound {
+            for r in rows { row(layout, OneToken.self, w + r &* rowBytes, x, t, y + t &* yStride + r, yStride) }
+            t &+= 1
+        }
     }
 
     /// One block's 32 values as unsigned bytes in value order.
@@ -63,8 +68,9 @@ public enum Q32AVX512 {
     }
 
     struct Acc {
+        // per token two FMA chains: even blocks (f) and odd blocks (g) of each group of 8
         var f0 = _mm256_setzero_ps(), f1 = _mm256_setzero_ps(), f2 = _mm256_setzero_ps(), f3 = _mm256_setzero_ps()
-        var g0 = _mm256_setzero_ps()  // token 0's odd blocks when alone: two FMA chains
+        var g0 = _mm256_setzero_ps(), g1 = _mm256_setzero_ps(), g2 = _mm256_setzero_ps(), g3 = _mm256_setzero_ps()
         var c0: Float = 0, c1: Float = 0, c2: Float = 0, c3: Float = 0  // the tail blocks' c·d_a·Σa
     }
 
@@ -113,15 +119,20 @@ public enum Q32AVX512 {
             while j < count {
                 let v = values1(L.self, blk + j &* L.bytes), av = v
                 let o = (b &+ j) &* 32
-                if nt > 1 {
-                    acc.f0 = _mm256_fmadd_ps(dot(v, av, a.0 + o), _mm256_permutevar8x32_ps(s0, idx), acc.f0)
-                    acc.f1 = _mm256_fmadd_ps(dot(v, av, a.1 + o), _mm256_permutevar8x32_ps(s1, idx), acc.f1)
-                    acc.f2 = _mm256_fmadd_ps(dot(v, av, a.2 + o), _mm256_permutevar8x32_ps(s2, idx), acc.f2)
-                    acc.f3 = _mm256_fmadd_ps(dot(v, av, a.3 + o), _mm256_permutevar8x32_ps(s3, idx), acc.f3)
-                } else if j & 1 == 1 {
+                if j & 1 == 1 {
                     acc.g0 = _mm256_fmadd_ps(dot(v, av, a.0 + o), _mm256_permutevar8x32_ps(s0, idx), acc.g0)
+                    if nt > 1 {
+                        acc.g1 = _mm256_fmadd_ps(dot(v, av, a.1 + o), _mm256_permutevar8x32_ps(s1, idx), acc.g1)
+                        acc.g2 = _mm256_fmadd_ps(dot(v, av, a.2 + o), _mm256_permutevar8x32_ps(s2, idx), acc.g2)
+                        acc.g3 = _mm256_fmadd_ps(dot(v, av, a.3 + o), _mm256_permutevar8x32_ps(s3, idx), acc.g3)
+                    }
                 } else {
                     acc.f0 = _mm256_fmadd_ps(dot(v, av, a.0 + o), _mm256_permutevar8x32_ps(s0, idx), acc.f0)
+                    if nt > 1 {
+                        acc.f1 = _mm256_fmadd_ps(dot(v, av, a.1 + o), _mm256_permutevar8x32_ps(s1, idx), acc.f1)
+                        acc.f2 = _mm256_fmadd_ps(dot(v, av, a.2 + o), _mm256_permutevar8x32_ps(s2, idx), acc.f2)
+                        acc.f3 = _mm256_fmadd_ps(dot(v, av, a.3 + o), _mm256_permutevar8x32_ps(s3, idx), acc.f3)
+                    }
                 }
                 idx = _mm256_add_epi32(idx, one)
                 j &+= 1
@@ -150,9 +161,9 @@ public enum Q32AVX512 {
         }
         y[0] = hsum256(acc.f0 + acc.g0) + acc.c0
         if nt > 1 {
-            y[yStride] = hsum256(acc.f1) + acc.c1
-            y[2 &* yStride] = hsum256(acc.f2) + acc.c2
-            y[3 &* yStride] = hsum256(acc.f3) + acc.c3
+            y[yStride] = hsum256(acc.f1 + acc.g1) + acc.c1
+            y[2 &* yStride] = hsum256(acc.f2 + acc.g2) + acc.c2
+            y[3 &* yStride] = hsum256(acc.f3 + acc.g3) + acc.c3
         }
     }
 }

@@ -33,6 +33,16 @@ public enum KernelDispatch {
         repack.load(ordering: .relaxed) && path == .avx512 && AVX512Kernels.interleaved[q] != nil
     }
 
+    /// Whether the current path's kernel for `type` computes every token alike however many tokens share a call
+    /// (BatchRowIdentityTests checks each one claimed): row-interleaved kernels and AVX-512's file-layout kernels
+    /// but Q4_K/Q5_K (whose calls of fewer than 4 tokens take the AVX2 kernel). The others group tokens into tiles
+    /// that round differently, and a batched step runs them per sequence (MatMulSegments).
+    public static func groupsTokensAlike(_ type: GGMLType, interleaved: Bool) -> Bool {
+        guard let q = QuantType(rawValue: type.rawValue) else { return true }  // float weights: a dot per token
+        if interleaved { return true }
+        return path == .avx512 && ![.q4_K, .q5_K].contains(q) && AVX512Kernels.table[q] != nil
+    }
+
     /// The kernel for weights of `type` on the current path, nil for types without one (float weights).
     @inline(__always)
     public static func kernel(_ type: GGMLType, interleaved: Bool = false) -> QuantKernel? {

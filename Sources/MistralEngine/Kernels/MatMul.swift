@@ -35,6 +35,21 @@ public struct MatMulTarget: @unchecked Sendable {  // y points into run state th
     }
 }
 
+/// The input rows cut into segments (segment i = rows starts[i]..<starts[i + 1]), one per sequence of a batched
+/// step. Some file-layout quantized kernels group tokens into register tiles counted from the start of their call,
+/// and their tiles and their one-token path round differently; run per segment, every sequence's tokens are
+/// grouped exactly as in a step of its own, so batching changes no bit of its results. Kernels that compute each
+/// token alike in any grouping (KernelDispatch.groupsTokensAlike) take the whole batch at once.
+public struct MatMulSegments: @unchecked Sendable {  // points into the step's scratch, read-only during the product
+    let starts: UnsafePointer<Int>
+    let count: Int
+
+    public init(starts: UnsafePointer<Int>, count: Int) {
+        self.starts = starts
+        self.count = count
+    }
+}
+
 /// Sendable view of the raw pointers one matmul hands to its workers; every worker writes disjoint rows of `y`.
 struct MatMulArgs: @unchecked Sendable {
     let w: WeightMatrix
@@ -48,19 +63,23 @@ public enum MatMul {
     /// y[t * yStride + r] = Σ_c W[r, c] · x[t * W.cols + c], for t in 0..<n and every row r of W.
     public static func multiply(_ w: WeightMatrix, x: UnsafePointer<Float>, n: Int,
                                 y: UnsafeMutablePointer<Float>, yStride: Int,
-                                acts: ActivationBatch, pool: WorkerPool) {
-        multiply(MatMulTarget(w, y: y, yStride: yStride), nil, nil, x: x, n: n, acts: acts, pool: pool)
+                                acts: ActivationBatch, pool: WorkerPool, segments: MatMulSegments? = nil) {
+        multiply(MatMulTarget(w, y: y, yStride: yStride), nil, nil, x: x, n: n, acts: acts, pool: pool,
+                 segments: segments)
     }
 
     /// Up to three products of the same input (q/k/v, gate/up) in one dispatch: the input is quantized once and
     /// the rows of all targets are split across the pool as one range.
     public static func multiply(_ t0: MatMulTarget, _ t1: MatMulTarget?, _ t2: MatMulTarget?,
-                                x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, pool: WorkerPool) {
+                                x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, pool: WorkerPool,
+                                segments: MatMulSegments? = nil) {
         // interleaved matrices are split between threads in whole groups of 16 rows: keep every target's start
         // in the concatenated rows on a group boundary
         let anyInterleaved = t0.w.interleaved || t1?.w.interleaved == true || t2?.w.interleaved == true
         if anyInterleaved, t1 != nil, t0.w.rows % 16 != 0 || (t2 != nil && (t1?.w.rows ?? 0) % 16 != 0) {
-            for t in [t0, t1, t2].compactMap({ $0 }) { multiply(t, nil, nil, x: x, n: n, acts: acts, pool: pool) }
+            for t in [t0, t1, t2].compactMap({ $0 }) {
+                multiply(t, nil, nil, x: x, n: n, acts: acts, pool: pool, segments: segments)
+            }
             return
         }
         let cols = t0.w.cols
@@ -89,20 +108,26 @@ public enum MatMul {
         pool.run { tid in
             let all = WorkerPool.range(of: rows0 + rows1 + rows2, thread: tid, threads: threads, granularity: 16)
             // map this thread's slice of the concatenated rows back onto each target
-            run(t0, k0, base: 0, slice: all, x: x, n: n, acts: acts)
-            if let t1 { run(t1, k1, base: rows0, slice: all, x: x, n: n, acts: acts) }
-            if let t2 { run(t2, k2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts) }
+            run(t0, k0, base: 0, slice: all, x: x, n: n, acts: acts, segments: segments)
+            if let t1 { run(t1, k1, base: rows0, slice: all, x: x, n: n, acts: acts, segments: segments) }
+            if let t2 { run(t2, k2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts, segments: segments) }
         }
     }
 
     /// Computes the rows of `target` that fall in `slice` of the concatenated rows (target starts at `base`).
     @inline(__always)
     static func run(_ target: MatMulTarget, _ kernel: QuantKernel?, base: Int, slice: Range<Int>,
-                    x: UnsafePointer<Float>, n: Int, acts: ActivationBatch) {
+                    x: UnsafePointer<Float>, n: Int, acts: ActivationBatch, segments: MatMulSegments?) {
         let lo = max(slice.lowerBound, base) - base, hi = min(slice.upperBound, base + target.w.rows) - base
         guard lo < hi else { return }
         if let kernel {
-            rowsKernel(target, kernel, lo..<hi, view: acts.buffer(kernel.format).view, n: n)
+            let view = acts.buffer(kernel.format).view
+            if let segments, segments.count > 1,
+               !KernelDispatch.groupsTokensAlike(target.w.type, interleaved: target.w.interleaved) {
+                rowsKernel(target, kernel, lo..<hi, view: view, segments: segments)
+            } else {
+                rowsKernel(target, kernel, lo..<hi, view: view, n: n)
+            }
             return
         }
         let args = MatMulArgs(w: target.w, x: x, n: n, y: target.y, yStride: target.yStride)
@@ -132,6 +157,31 @@ public enum MatMul {
                 r0 = tile.upperBound
             }
             t0 = tokens.upperBound
+        }
+    }
+
+    /// The same per segment: each row tile against every segment's tokens in turn (the tile stays in L1/L2, so
+    /// the weights are still read once for all segments), each segment grouped as rowsKernel groups a call of its own.
+    static func rowsKernel(_ t: MatMulTarget, _ k: QuantKernel, _ rows: Range<Int>, view: ActivationView,
+                           segments: MatMulSegments) {
+        let w = t.w
+        var r0 = rows.lowerBound
+        while r0 < rows.upperBound {
+            let tile = r0..<min(r0 + 16, rows.upperBound)
+            for i in 0..<segments.count {
+                let lo = segments.starts[i], hi = segments.starts[i + 1]
+                if hi - lo <= 4 {
+                    if lo < hi { k.dot(w.data, w.rowBytes, tile, view, lo..<hi, t.y, t.yStride) }
+                    continue
+                }
+                var t0 = lo
+                while t0 < hi {
+                    let tokens = t0..<min(t0 + 64, hi)
+                    k.dot(w.data, w.rowBytes, tile, view, tokens, t.y, t.yStride)
+                    t0 = tokens.upperBound
+                }
+            }
+            r0 = tile.upperBound
         }
     }
 

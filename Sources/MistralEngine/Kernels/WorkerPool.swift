@@ -1,28 +1,37 @@
-// A persistent pool of worker threads that spin briefly, then park, waiting for the next job. Dispatching a job
-// costs well under a microsecond while workers spin, which matters at matrix-vector granularity (DispatchQueue's
-// concurrentPerform was measured far too slow for that).
+// A persistent pool of worker threads that spin for a few tens of microseconds after a job, then park on a
+// condition variable until the next. Dispatching a job costs well under a microsecond while workers spin, which
+// matters at matrix-vector granularity (DispatchQueue's concurrentPerform was measured far too slow for that); the
+// spin is bounded in time, not iterations, so an idle or oversubscribed process costs nothing.
 import Glibc
 import Synchronization
 
 public final class WorkerPool: @unchecked Sendable {
     // Safety of @unchecked Sendable: `job` is written only by the thread calling `run` while no job is in flight,
-    // published by the release-increment of `generation`, and read by workers after an acquire-load of it.
-    public let threadCount: Int
+    // published by the release-store of `generation`, and read by workers after an acquire-load of it. `run` and
+    // `setWidth` are called by one thread at a time (the session, or the model's batch scheduler, serializes them).
+    /// Threads the pool owns, the caller included.
+    public let capacity: Int
+    /// Threads that take part in the next jobs (1...capacity): how a caller asks for "at most n threads".
+    public private(set) var threadCount: Int
+    /// (job counter << 16) | width of that job: one atomic word, so a worker never pairs a job with another's width.
     private let generation = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
+    private let parked = Atomic<Int>(0)
     private var job: ((Int) -> Void)?
     private var threads: [pthread_t] = []
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
-    private static let spinIterations = 200_000
+    /// How long a worker keeps polling for the next job before it parks.
+    static let spinNanoseconds = 50_000
 
     /// `threadCount` includes the calling thread, which takes part in every job.
     public init(threadCount: Int) throws {
-        self.threadCount = max(1, threadCount)
+        capacity = max(1, threadCount)
+        self.threadCount = capacity
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
-        for index in 1..<self.threadCount {
+        for index in 1..<capacity {
             let context = Unmanaged.passRetained(WorkerContext(pool: self, index: index)).toOpaque()
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { raw in
@@ -51,21 +60,33 @@ public final class WorkerPool: @unchecked Sendable {
         threads.removeAll()
     }
 
-    /// Runs `body(threadIndex)` on every thread of the pool (index 0 is the caller) and returns when all finished.
+    /// Uses only the first `n` threads (clamped to 1...capacity) for the following jobs; the others stay parked.
+    public func setWidth(_ n: Int) { threadCount = min(capacity, max(1, n)) }
+
+    /// Runs `body(threadIndex)` on threadCount threads (index 0 is the caller) and returns when all finished.
     public func run(_ body: (Int) -> Void) {
-        if threads.isEmpty {
+        let width = threadCount
+        if width == 1 {
             body(0)
             return
         }
         withoutActuallyEscaping(body) { escapable in
             job = escapable
-            pending.store(threads.count, ordering: .relaxed)
-            generation.add(1, ordering: .releasing)
-            pthread_mutex_lock(&mutex)
-            pthread_cond_broadcast(&wake)
-            pthread_mutex_unlock(&mutex)
+            pending.store(width - 1, ordering: .relaxed)
+            let next = ((generation.load(ordering: .relaxed) >> 16) &+ 1) << 16 | width
+            generation.store(next, ordering: .sequentiallyConsistent)
+            // seq-cst store then load, against the worker's seq-cst increment then load: one of them sees the other
+            if parked.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(&mutex)
+                pthread_cond_broadcast(&wake)
+                pthread_mutex_unlock(&mutex)
+            }
             escapable(0)
-            while pending.load(ordering: .acquiring) != 0 {}
+            var spins = 0
+            while pending.load(ordering: .acquiring) != 0 {
+                spins &+= 1
+                if spins & 1023 == 0 { sched_yield() }  // a worker may have been descheduled
+            }
             job = nil
         }
     }
@@ -80,26 +101,45 @@ public final class WorkerPool: @unchecked Sendable {
         return lo..<hi
     }
 
+    @inline(__always) private static func now() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec &* 1_000_000_000 &+ ts.tv_nsec
+    }
+
     private func workerLoop(index: Int) {
         var seen = 0
+        var spinUntil = WorkerPool.now() &+ WorkerPool.spinNanoseconds
         while true {
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen {
-                if stopping.load(ordering: .acquiring) { return }
-                spins += 1
-                if spins >= WorkerPool.spinIterations {
-                    pthread_mutex_lock(&mutex)
-                    while generation.load(ordering: .acquiring) == seen && !stopping.load(ordering: .acquiring) {
-                        pthread_cond_wait(&wake, &mutex)
-                    }
-                    pthread_mutex_unlock(&mutex)
-                    spins = 0
-                }
-            }
             if stopping.load(ordering: .acquiring) { return }
-            seen = generation.load(ordering: .acquiring)
-            job?(index)
-            pending.subtract(1, ordering: .releasing)
+            let g = generation.load(ordering: .acquiring)
+            if g != seen {
+                seen = g
+                if index < g & 0xFFFF {
+                    job?(index)
+                    pending.subtract(1, ordering: .releasing)
+                    spinUntil = WorkerPool.now() &+ WorkerPool.spinNanoseconds
+                    continue
+                }
+                spinUntil = 0  // not in this job: park at once
+            }
+            var polls = 0
+            while generation.load(ordering: .acquiring) == seen {
+                polls &+= 1
+                if polls & 63 == 0 && WorkerPool.now() >= spinUntil { break }
+            }
+            if generation.load(ordering: .acquiring) != seen { continue }
+            // park until a job this worker takes part in (or shutdown)
+            pthread_mutex_lock(&mutex)
+            parked.add(1, ordering: .sequentiallyConsistent)
+            while !stopping.load(ordering: .acquiring) {
+                let g = generation.load(ordering: .sequentiallyConsistent)
+                if g != seen && index < g & 0xFFFF { break }
+                seen = g
+                pthread_cond_wait(&wake, &mutex)
+            }
+            parked.subtract(1, ordering: .relaxed)
+            pthread_mutex_unlock(&mutex)
         }
     }
 }

@@ -445,22 +445,13 @@ final class KVCache: @unchecked Sendable {  // written by one session's forward 
     }
 }
 
-/// Everything one session's forward pass writes: activations for a chunk of up to `nBatch` tokens, the KV cache,
-/// and per-thread attention scratch. Allocated once when the session is created.
+/// One session's run state: its KV cache and next-token logits. The activations a forward step writes live in the
+/// model's batch scheduler (ForwardScratch), shared by the sessions it batches. Allocated once per session.
 final class LlamaState: @unchecked Sendable {  // used by one session at a time; workers write disjoint slices
     let nBatch: Int
     let nCtx: Int
-    let threads: Int
-    let x, xb, q, k, v, attn, hb, hb2, logits: UnsafeMutablePointer<Float>
-    let ropeCos, ropeSin: UnsafeMutablePointer<Float>
+    let logits: UnsafeMutablePointer<Float>
     let cache: KVCache
-    /// Per thread: a block of keys and values as floats, and the scores and running max / sum of its queries.
-    let attnScratch: UnsafeMutablePointer<Float>
-    let attnScratchStride: Int
-    /// Split decode attention's partial results: maxSplits x nHead x (headDim outputs, max, sum).
-    let attnPartials: UnsafeMutablePointer<Float>
-    let acts: ActivationBatch
-    private var allocations: [UnsafeMutableRawPointer] = []
 
     /// Positions per attention block, and query tokens per attention task.
     static let kvBlock = 64
@@ -469,46 +460,19 @@ final class LlamaState: @unchecked Sendable {  // used by one session at a time;
     static let maxSplits = 16
     static let minSplitPositions = 256
 
-    init(config c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType = .f16) throws {
+    init(config c: LlamaConfig, nCtx: Int, nBatch: Int, kvType: KVCacheType = .f16) throws {
         self.nBatch = nBatch
         self.nCtx = nCtx
-        self.threads = threads
-        var list: [UnsafeMutableRawPointer] = []
-        func buffer(_ n: Int, _ what: String) throws -> UnsafeMutablePointer<Float> {
-            let p = try allocateZeroed(Float.self, count: n, what: what)
-            list.append(UnsafeMutableRawPointer(p))
-            return p
-        }
-        let maxQueries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
-        attnScratchStride = 2 * LlamaState.kvBlock * c.headDim + maxQueries * (LlamaState.kvBlock + 2)
-            + 2 * (c.nHead / max(1, c.nKVHead))  // the split decode's running max / sum
+        logits = try allocateZeroed(Float.self, count: c.nVocab, what: "logits")
         do {
-            let wide = max(c.nEmbd, c.qDim)
-            x = try buffer(nBatch * c.nEmbd, "activations")
-            xb = try buffer(nBatch * wide, "activations")
-            q = try buffer(nBatch * c.qDim, "queries")
-            k = try buffer(nBatch * c.kvDim, "keys")
-            v = try buffer(nBatch * c.kvDim, "values")
-            attn = try buffer(nBatch * c.qDim, "attention output")
-            hb = try buffer(nBatch * c.nFF, "feed-forward activations")
-            hb2 = try buffer(nBatch * c.nFF, "feed-forward activations")
-            logits = try buffer(c.nVocab, "logits")
-            ropeCos = try buffer(nBatch * c.rotDim / 2, "rope table")
-            ropeSin = try buffer(nBatch * c.rotDim / 2, "rope table")
-            attnScratch = try buffer(threads * attnScratchStride, "attention scratch")
-            attnPartials = try buffer(LlamaState.maxSplits * c.nHead * (c.headDim + 2), "attention partials")
             cache = try KVCache(config: c, nCtx: nCtx, type: kvType)
-            acts = try ActivationBatch(rows: nBatch, cols: max(c.nEmbd, c.nFF, c.qDim))
         } catch {
-            for p in list { free(p) }
+            free(logits)
             throw error
         }
-        allocations = list
     }
 
-    deinit {
-        for p in allocations { free(p) }
-    }
+    deinit { free(logits) }
 }
 
 /// Where a forward pass puts logits.
@@ -518,9 +482,11 @@ enum LogitsRequest {
     case all(UnsafeMutablePointer<Float>)      // n x vocab rows into the caller's buffer
 }
 
-/// The pointers one attention job hands to its workers (each writes its own (token, head) outputs).
-private struct AttentionArgs: @unchecked Sendable {
-    let state: LlamaState
+/// What one sequence's attention tasks read and write: its queries and outputs (its rows of the step) and its cache.
+private struct AttentionArgs {
+    let cache: KVCache
+    let q: UnsafeMutablePointer<Float>    // the sequence's first query row
+    let out: UnsafeMutablePointer<Float>  // its first attention-output row
     let layer: Int
     let n, startPos: Int
 }
@@ -528,32 +494,46 @@ private struct AttentionArgs: @unchecked Sendable {
 // MARK: - Forward
 
 extension LlamaWeights {
-    /// Runs `n` (<= state.nBatch) tokens at positions startPos..<startPos+n, given as ids or as embedding rows,
-    /// appending their keys/values to the cache. The caller has checked ids and that the positions fit.
-    func forward(tokens: UnsafePointer<Int32>?, embeddings: UnsafePointer<Float>?, n: Int, startPos: Int,
-                 state s: LlamaState, pool: WorkerPool, logits: LogitsRequest) {
+    /// One step: the rows of every sequence (ForwardSequence.row..<row+n of the scratch) through the decoder
+    /// together. Matrix products run over all rows at once, so each weight is read once per step; norms, RoPE,
+    /// the KV store and attention run per row against its own sequence's position and cache. Each sequence's
+    /// keys/values are appended to its cache. The caller has checked ids, that the positions fit, and that the
+    /// rows and sequences fit the scratch. A single session is a step of one sequence.
+    func forward(_ seqs: [ForwardSequence], scratch s: ForwardScratch, pool: WorkerPool) {
         let c = config
         let d = c.nEmbd, kvDim = c.kvDim, qDim = c.qDim
+        var n = 0
+        for (i, q) in seqs.enumerated() {
+            n = max(n, q.row + q.n)
+            s.rowStarts[i] = q.row
+        }
+        s.rowStarts[seqs.count] = n
+        let segments = MatMulSegments(starts: s.rowStarts, count: seqs.count)
 
         // Input embeddings.
-        for t in 0..<n {
-            if let tokens {
-                tokenEmbedding.dequantizeRow(Int(tokens[t]), into: s.x + t * d)
-            } else if let embeddings {
-                (s.x + t * d).update(from: embeddings + t * d, count: d)
+        for q in seqs {
+            for t in 0..<q.n {
+                let dst = s.x + (q.row + t) * d
+                if let tokens = q.tokens {
+                    tokenEmbedding.dequantizeRow(Int(tokens[t]), into: dst)
+                } else if let embeddings = q.embeddings {
+                    dst.update(from: embeddings + t * d, count: d)
+                }
             }
         }
 
-        // Rotation angles for each position of the chunk, as HF computes them (f32 inverse frequencies).
+        // Rotation angles for each row's position, as HF computes them (f32 inverse frequencies).
         let half = c.rotDim / 2
-        for t in 0..<n {
-            let pos = Float(startPos + t)
-            for i in 0..<half {
-                var invFreq = Float(1.0 / pow(c.ropeBase, Double(2 * i) / Double(c.rotDim)))
-                if let f = ropeFreqFactors { invFreq /= f[i] }
-                let angle = Double(pos * invFreq)
-                s.ropeCos[t * half + i] = Float(cos(angle))
-                s.ropeSin[t * half + i] = Float(sin(angle))
+        for q in seqs {
+            for t in 0..<q.n {
+                let pos = Float(q.startPos + t), row = q.row + t
+                for i in 0..<half {
+                    var invFreq = Float(1.0 / pow(c.ropeBase, Double(2 * i) / Double(c.rotDim)))
+                    if let f = ropeFreqFactors { invFreq /= f[i] }
+                    let angle = Double(pos * invFreq)
+                    s.ropeCos[row * half + i] = Float(cos(angle))
+                    s.ropeSin[row * half + i] = Float(sin(angle))
+                }
             }
         }
 
@@ -563,7 +543,7 @@ extension LlamaWeights {
             MatMul.multiply(MatMulTarget(layer.wq, y: s.q, yStride: qDim),
                             MatMulTarget(layer.wk, y: s.k, yStride: kvDim),
                             MatMulTarget(layer.wv, y: s.v, yStride: kvDim),
-                            x: s.xb, n: n, acts: s.acts, pool: pool)
+                            x: s.xb, n: n, acts: s.acts, pool: pool, segments: segments)
             for t in 0..<n {
                 let cosT = UnsafePointer(s.ropeCos + t * half), sinT = UnsafePointer(s.ropeSin + t * half)
                 for h in 0..<c.nHead {
@@ -574,117 +554,163 @@ extension LlamaWeights {
                              rotDim: c.rotDim, interleaved: c.ropeInterleaved)
                 }
             }
-            s.cache.store(s.k, into: s.cache.k, layer: l, pos: startPos, n: n)
-            s.cache.store(s.v, into: s.cache.v, layer: l, pos: startPos, n: n)
-            attention(AttentionArgs(state: s, layer: l, n: n, startPos: startPos), pool: pool)
-            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
+            for q in seqs {
+                let cache = q.state.cache
+                cache.store(s.k + q.row * kvDim, into: cache.k, layer: l, pos: q.startPos, n: q.n)
+                cache.store(s.v + q.row * kvDim, into: cache.v, layer: l, pos: q.startPos, n: q.n)
+            }
+            attention(seqs, layer: l, scratch: s, pool: pool)
+            MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool, segments: segments)
             Ops.add(s.x, s.xb, n * d)
 
             // Feed-forward block.
             for t in 0..<n { Ops.rmsNorm(s.x + t * d, layer.ffnNorm, s.xb + t * d, d, eps: c.rmsEps) }
             MatMul.multiply(MatMulTarget(layer.wGate, y: s.hb, yStride: c.nFF),
                             MatMulTarget(layer.wUp, y: s.hb2, yStride: c.nFF), nil,
-                            x: s.xb, n: n, acts: s.acts, pool: pool)
+                            x: s.xb, n: n, acts: s.acts, pool: pool, segments: segments)
             Ops.swiGLU(s.hb, s.hb2, rows: n, n: c.nFF, pool: pool)
-            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool)
+            MatMul.multiply(layer.wDown, x: s.hb, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool, segments: segments)
             Ops.add(s.x, s.xb, n * d)
         }
+        outputLogits(seqs, scratch: s, pool: pool)
+    }
 
-        // Final norm and output projection.
-        switch logits {
-        case .none:
-            break
-        case .last:
-            Ops.rmsNorm(s.x + (n - 1) * d, outputNorm, s.xb, d, eps: c.rmsEps)
-            MatMul.multiply(output, x: s.xb, n: 1, y: s.logits, yStride: c.nVocab, acts: s.acts, pool: pool)
-        case .all(let out):
-            for t in 0..<n { Ops.rmsNorm(s.x + t * d, outputNorm, s.xb + t * d, d, eps: c.rmsEps) }
-            MatMul.multiply(output, x: s.xb, n: n, y: out, yStride: c.nVocab, acts: s.acts, pool: pool)
-            (s.logits).update(from: out + (n - 1) * c.nVocab, count: c.nVocab)
+    /// Final norm and output projection: every row of the `.all` sequences into the caller's buffer, and the last
+    /// row of the `.last` ones into their session's logits, those in one product for the whole step.
+    private func outputLogits(_ seqs: [ForwardSequence], scratch s: ForwardScratch, pool: WorkerPool) {
+        let c = config
+        let d = c.nEmbd, vocab = c.nVocab
+        var wanted = 0
+        for q in seqs {
+            switch q.logits {
+            case .none: break
+            case .last: wanted += 1
+            case .all(let out):
+                for t in 0..<q.n { Ops.rmsNorm(s.x + (q.row + t) * d, outputNorm, s.xb + t * d, d, eps: c.rmsEps) }
+                MatMul.multiply(output, x: s.xb, n: q.n, y: out, yStride: vocab, acts: s.acts, pool: pool)
+                q.state.logits.update(from: out + (q.n - 1) * vocab, count: vocab)
+            }
+        }
+        guard wanted > 0 else { return }
+        var i = 0
+        for q in seqs {
+            guard case .last = q.logits else { continue }
+            Ops.rmsNorm(s.x + (q.row + q.n - 1) * d, outputNorm, s.xb + i * d, d, eps: c.rmsEps)
+            i += 1
+        }
+        if wanted == 1, let q = seqs.first(where: { if case .last = $0.logits { true } else { false } }) {
+            MatMul.multiply(output, x: s.xb, n: 1, y: q.state.logits, yStride: vocab, acts: s.acts, pool: pool)
+            return
+        }
+        MatMul.multiply(output, x: s.xb, n: wanted, y: s.logitRows, yStride: vocab, acts: s.acts, pool: pool,
+                        segments: MatMulSegments(starts: s.unitStarts, count: wanted))
+        i = 0
+        for q in seqs {
+            guard case .last = q.logits else { continue }
+            q.state.logits.update(from: s.logitRows + i * vocab, count: vocab)
+            i += 1
         }
     }
 
-    /// Causal grouped-query attention of the chunk's queries over the cache, as tiled ("flash") attention: each
-    /// task takes one KV head and up to 8 query tokens, i.e. every query head of that group for those tokens,
-    /// and walks the cache in blocks of 64 positions, converting each block of keys and values to f32 once for
-    /// all its queries and keeping a running max and sum per query (online softmax), so no score row of n_ctx
-    /// is ever stored. Tasks (KV head x token block) are split over the pool.
-    private func attention(_ a: AttentionArgs, pool: WorkerPool) {
+    /// How many position ranges a sequence's decode attention is split into (0: not split). A decode step deep in
+    /// the context has few (KV head, query block) tasks but many positions: splitting the positions too keeps
+    /// every thread working. Depends on the sequence and the pool's size only, never on the step's other rows.
+    private func decodeSplits(_ q: ForwardSequence, pool: WorkerPool) -> Int {
+        guard q.decode else { return 0 }
+        let splits = min(LlamaState.maxSplits, (q.startPos + 1) / LlamaState.minSplitPositions)
+        return splits > 1 && config.nKVHead < 4 * pool.capacity ? splits : 0
+    }
+
+    /// Causal grouped-query attention of every sequence's queries over its own cache, as tiled ("flash")
+    /// attention: each task takes one KV head and up to 8 query tokens of one sequence, i.e. every query head of
+    /// that group for those tokens, and walks the cache in blocks of 64 positions, converting each block of keys
+    /// and values to f32 once for all its queries and keeping a running max and sum per query (online softmax),
+    /// so no score row of n_ctx is ever stored. A decode step at depth is split over its positions instead
+    /// (decodeSplits) and merged after. The tasks of all sequences form one list split over the pool.
+    private func attention(_ seqs: [ForwardSequence], layer: Int, scratch s: ForwardScratch, pool: WorkerPool) {
         let c = config
         let hd = c.headDim, qDim = c.qDim
         let group = c.nHead / c.nKVHead
         let qt = LlamaState.queryTokens
-        // Decode at depth: few (KV head, query block) tasks but many positions — split the positions too, so
-        // every thread works, and merge the partial softmaxes after.
-        if a.n == 1 {
-            let total = a.startPos + 1
-            let splits = min(LlamaState.maxSplits, total / LlamaState.minSplitPositions)
-            if splits > 1 && c.nKVHead < 4 * pool.threadCount {
-                splitDecodeAttention(a, splits: splits, pool: pool)
-                return
-            }
+        var tasks = 0
+        for (i, q) in seqs.enumerated() {
+            s.taskStart[i] = tasks
+            let splits = decodeSplits(q, pool: pool)
+            tasks += splits > 1 ? c.nKVHead * splits : (q.n + qt - 1) / qt * c.nKVHead
         }
-        let tokenBlocks = (a.n + qt - 1) / qt
-        let tasks = tokenBlocks * c.nKVHead
+        s.taskStart[seqs.count] = tasks
         let threads = pool.threadCount
         pool.run { tid in
-            let s = a.state
             let scratch = s.attnScratch + tid * s.attnScratchStride
             let maxQ = qt * group
             let runMax = scratch + 2 * LlamaState.kvBlock * hd + maxQ * LlamaState.kvBlock, runSum = runMax + maxQ
+            var i = 0
             for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
-                let kvh = task % c.nKVHead
-                let t0 = (task / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
+                while task >= s.taskStart[i + 1] { i += 1 }
+                let q = seqs[i], local = task - s.taskStart[i]
+                let a = AttentionArgs(cache: q.state.cache, q: s.q + q.row * qDim, out: s.attn + q.row * qDim,
+                                      layer: layer, n: q.n, startPos: q.startPos)
+                let splits = decodeSplits(q, pool: pool)
+                if splits > 1 {
+                    splitTask(a, local, splits: splits, partials: s.attnPartials + i * s.attnPartialsStride,
+                              scratch: scratch, scratchStride: s.attnScratchStride)
+                    continue
+                }
+                let kvh = local % c.nKVHead
+                let t0 = (local / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
                 let nq = (t1 - t0) * group
-                @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> {
-                    s.attn + (t0 + i / group) * qDim + (kvh * group + i % group) * hd
+                @inline(__always) func out(_ j: Int) -> UnsafeMutablePointer<Float> {
+                    a.out + (t0 + j / group) * qDim + (kvh * group + j % group) * hd
                 }
                 attend(a, kvh: kvh, t0: t0, nq: nq, positions: 0..<(a.startPos + t1), scratch: scratch,
                        out: out, runMax: runMax, runSum: runSum)
-                for i in 0..<nq {
-                    let o = out(i)
-                    let inv = runSum[i] > 0 ? 1 / runSum[i] : 0
-                    for j in 0..<hd { o[j] *= inv }
+                for j in 0..<nq {
+                    let o = out(j)
+                    let inv = runSum[j] > 0 ? 1 / runSum[j] : 0
+                    for e in 0..<hd { o[e] *= inv }
                 }
             }
+        }
+        for (i, q) in seqs.enumerated() {
+            let splits = decodeSplits(q, pool: pool)
+            if splits > 1 { mergeSplits(out: s.attn + q.row * qDim, partials: s.attnPartials + i * s.attnPartialsStride, splits: splits) }
         }
     }
 
-    /// One token's attention with the positions cut into `splits` ranges: task (KV head, range) writes its
-    /// queries' unnormalized output, running max and sum to the partials; then each head merges its ranges
-    /// (out = Σ_s e^(m_s - m) out_s / Σ_s e^(m_s - m) sum_s), as flash-decoding does.
-    private func splitDecodeAttention(_ a: AttentionArgs, splits: Int, pool: WorkerPool) {
+    /// Split decode task (KV head, range): writes its queries' unnormalized output, running max and sum to the
+    /// partials, which mergeSplits combines as flash-decoding does.
+    private func splitTask(_ a: AttentionArgs, _ task: Int, splits: Int, partials: UnsafeMutablePointer<Float>,
+                           scratch: UnsafeMutablePointer<Float>, scratchStride: Int) {
         let c = config
         let hd = c.headDim, group = c.nHead / c.nKVHead
         let total = a.startPos + 1, stride = hd + 2
-        let threads = pool.threadCount, tasks = c.nKVHead * splits
-        let s = a.state
-        pool.run { tid in
-            let scratch = s.attnScratch + tid * s.attnScratchStride
-            for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
-                let kvh = task % c.nKVHead, sp = task / c.nKVHead
-                // partial (sp, head h): out[hd], max, sum
-                @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> {
-                    s.attnPartials + (sp * c.nHead + kvh * group + i) * stride
-                }
-                let lo = sp * total / splits, hi = (sp + 1) * total / splits
-                let maxs = scratch + s.attnScratchStride - 2 * group, sums = maxs + group
-                attend(a, kvh: kvh, t0: 0, nq: group, positions: lo..<hi, scratch: scratch, out: out,
-                       runMax: maxs, runSum: sums)
-                for i in 0..<group {
-                    out(i)[hd] = maxs[i]
-                    out(i)[hd + 1] = sums[i]
-                }
-            }
+        let kvh = task % c.nKVHead, sp = task / c.nKVHead
+        // partial (sp, head h): out[hd], max, sum
+        @inline(__always) func out(_ i: Int) -> UnsafeMutablePointer<Float> {
+            partials + (sp * c.nHead + kvh * group + i) * stride
         }
+        let lo = sp * total / splits, hi = (sp + 1) * total / splits
+        let maxs = scratch + scratchStride - 2 * group, sums = maxs + group
+        attend(a, kvh: kvh, t0: 0, nq: group, positions: lo..<hi, scratch: scratch, out: out,
+               runMax: maxs, runSum: sums)
+        for i in 0..<group {
+            out(i)[hd] = maxs[i]
+            out(i)[hd + 1] = sums[i]
+        }
+    }
+
+    /// out = Σ_s e^(m_s - m) out_s / Σ_s e^(m_s - m) sum_s over the ranges of each head.
+    private func mergeSplits(out: UnsafeMutablePointer<Float>, partials: UnsafeMutablePointer<Float>, splits: Int) {
+        let c = config
+        let hd = c.headDim, stride = hd + 2
         for h in 0..<c.nHead {
-            let dst = s.attn + h * hd
+            let dst = out + h * hd
             var m = -Float.infinity
-            for sp in 0..<splits { m = max(m, s.attnPartials[(sp * c.nHead + h) * stride + hd]) }
+            for sp in 0..<splits { m = max(m, partials[(sp * c.nHead + h) * stride + hd]) }
             dst.update(repeating: 0, count: hd)
             var sum: Float = 0
             for sp in 0..<splits {
-                let part = s.attnPartials + (sp * c.nHead + h) * stride
+                let part = partials + (sp * c.nHead + h) * stride
                 guard part[hd] > -.infinity else { continue }
                 let w = expf(part[hd] - m)
                 sum += w * part[hd + 1]
@@ -707,7 +733,6 @@ extension LlamaWeights {
         let hd = c.headDim, group = c.nHead / c.nKVHead, qDim = c.qDim
         let scale = 1 / Float(hd).squareRoot()
         let block = LlamaState.kvBlock
-        let s = a.state
         let kBuf = scratch, vBuf = scratch + block * hd
         let scores = vBuf + block * hd
         for i in 0..<nq {
@@ -718,13 +743,13 @@ extension LlamaWeights {
         var p0 = positions.lowerBound
         while p0 < positions.upperBound {
             let p1 = min(p0 + block, positions.upperBound)
-            s.cache.load(s.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
-            s.cache.load(s.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
+            a.cache.load(a.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
+            a.cache.load(a.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
             for i in 0..<nq {
                 let t = t0 + i / group, h = kvh * group + i % group
                 let visible = min(p1, a.startPos + t + 1)  // causal: positions <= this token's
                 guard visible > p0 else { continue }
-                let q = UnsafePointer(s.q + t * qDim + h * hd)
+                let q = UnsafePointer(a.q + t * qDim + h * hd)
                 let sc = scores + i * block
                 var blockMax = -Float.infinity
                 for p in p0..<visible {

@@ -16,6 +16,11 @@ public struct ModelLoadOptions: Sendable {
     /// Told the fraction of the load done (0 first, 1 last, increasing in between: re-quantizing matrices and
     /// reading a GGUF file into memory); returning false cancels the load with MistralError.cancelled.
     public var progress: LoadProgressCallback?
+    /// Threads of the worker pool all sessions of the model share (0: the machine's physical cores). A session's
+    /// own thread count is then at most this.
+    public var threads = 0
+    /// Sessions whose concurrent steps are evaluated together as one batch, at most (1: none; they take turns).
+    public var maxBatchSessions = 16
     public init(vocabOnly: Bool = false, tokenizerPath: String? = nil, convertTo: GGMLType? = nil) {
         self.vocabOnly = vocabOnly
         self.tokenizerPath = tokenizerPath
@@ -36,6 +41,9 @@ public final class Model: Sendable {
     public let vision: PixtralWeights?
     /// How images are cut into tokens (also known to vocab-only loads of multimodal checkpoints).
     public let visionConfig: VisionConfig?
+    /// The worker pool and continuous-batching scheduler every session of this model runs its forward steps
+    /// through (nil for vocab-only loads).
+    public let scheduler: BatchScheduler?
     /// Every token's bytes in a trie for grammar masks, built on first use and then shared by all sessions.
     private let tokenTrieCache = Mutex<TokenTrie?>(nil)
 
@@ -55,6 +63,12 @@ public final class Model: Sendable {
     }
 
     public init(path: String, options o: ModelLoadOptions = ModelLoadOptions()) throws {
+        guard o.threads >= 0, o.threads <= 512 else {
+            throw MistralError.invalid("n_threads must be in 0...512, got \(o.threads)")
+        }
+        guard o.maxBatchSessions >= 1, o.maxBatchSessions <= 256 else {
+            throw MistralError.invalid("max_batch_sessions must be in 1...256, got \(o.maxBatchSessions)")
+        }
         self.path = path
         let progress = LoadProgress(o.progress)
         try progress.start()
@@ -146,6 +160,10 @@ public final class Model: Sendable {
                 + "\(c.nFF) ffn, \(c.nVocab) vocab, \(c.nCtxTrain) ctx"
         } else {
             summary = "\(arch) (\(format), vocab only): \(tokenizer.vocabSize) tokens"
+        }
+        scheduler = try weights.map {
+            try BatchScheduler(weights: $0, threads: o.threads > 0 ? o.threads : CPUTopology.physicalCores,
+                               maxSequences: o.maxBatchSessions)
         }
         try progress.finish()
         logInfo("loaded \(path): \(summary)")

@@ -1,11 +1,12 @@
-// A session: one conversation's KV cache, run state, worker pool and sampler. Used by one thread at a time: a
-// second caller while a call is running (another thread, or the session's own callback) is refused as busy.
+// A session: one conversation's KV cache, logits and sampler. Used by one thread at a time: a second caller while
+// a call is running (another thread, or the session's own callback) is refused as busy. Its forward steps run on
+// the model's shared worker pool through the model's batch scheduler, batched with other sessions' concurrent steps.
 import Glibc
 import Synchronization
 
 public struct SessionOptions: Sendable {
     public var nCtx = 0          // 0 = min(trained context, 4096)
-    public var threads = 0       // 0 = online CPUs
+    public var threads = 0       // at most this many of the model's pool threads; 0 = all of them
     public var seed: UInt64 = 0xC0FFEE
     public var nBatch = 512
     public var kvType = KVCacheType.f16
@@ -67,7 +68,9 @@ public final class Session {
     public let model: Model
     let weights: LlamaWeights
     let state: LlamaState
-    let pool: WorkerPool
+    let scheduler: BatchScheduler
+    /// This session's steps, handed to the scheduler (one object reused for every call).
+    private let request: StepRequest
     public let nCtx: Int
     public let seed: UInt64
     /// Every token in the context, in order (the KV cache holds their keys/values). Positions filled from image
@@ -92,7 +95,7 @@ public final class Session {
     public var nPast: Int { history.count }
 
     public init(model: Model, options: SessionOptions = SessionOptions()) throws {
-        guard let weights = model.weights else {
+        guard let weights = model.weights, let scheduler = model.scheduler else {
             throw MistralError.invalid("the model was loaded vocab-only; sessions need weights")
         }
         let c = weights.config
@@ -104,30 +107,29 @@ public final class Session {
         guard options.threads >= 0, options.threads <= 512 else {
             throw MistralError.invalid("n_threads must be in 0...512, got \(options.threads)")
         }
-        let threads = options.threads > 0 ? options.threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        let threads = min(options.threads > 0 ? options.threads : scheduler.threadCount, scheduler.threadCount)
         let nBatch = min(options.nBatch, nCtx)
-        try MemoryBudget.ensure(bytes: Session.runStateBytes(c, nCtx: nCtx, nBatch: nBatch, threads: threads,
-                                                             kvType: options.kvType),
+        try MemoryBudget.ensure(bytes: Session.runStateBytes(c, nCtx: nCtx, kvType: options.kvType)
+                                    + scheduler.reserveBytes(rows: nBatch),
                                 what: "a session with n_ctx \(nCtx) (KV cache and activations)")
         self.model = model
         self.weights = weights
+        self.scheduler = scheduler
         self.nCtx = nCtx
         self.seed = options.seed
         self.rng = RandomGenerator(seed: options.seed)
-        self.pool = try WorkerPool(threadCount: threads)
-        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: nBatch, threads: threads, kvType: options.kvType)
+        try scheduler.reserve(rows: nBatch)
+        self.state = try LlamaState(config: c, nCtx: nCtx, nBatch: nBatch, kvType: options.kvType)
+        request = StepRequest(state: state)
+        request.maxRows = nBatch
+        request.threads = threads
     }
 
-    /// Bytes LlamaState allocates: the KV cache (keys and values of every layer and position, f16 or f32) plus
-    /// the activations, logits, rope tables and per-thread attention scratch. In Double so that no file-sized
-    /// product overflows.
-    static func runStateBytes(_ c: LlamaConfig, nCtx: Int, nBatch: Int, threads: Int, kvType: KVCacheType) -> Double {
-        let kvCache = Double(c.nLayer) * Double(nCtx) * 2 * Double(kvType.bytes(values: c.kvDim))
-        let perRow = Double(c.nEmbd + max(c.nEmbd, c.qDim) + 2 * c.qDim + 2 * c.kvDim + 2 * c.nFF + c.rotDim
-                            + max(c.nEmbd, c.nFF, c.qDim))
-        let block = LlamaState.kvBlock, queries = LlamaState.queryTokens * (c.nHead / max(1, c.nKVHead))
-        let scratch = Double(threads) * Double(2 * block * c.headDim + queries * (block + 2))
-        return kvCache + 4 * (Double(nBatch) * perRow + Double(c.nVocab) + scratch)
+    /// Bytes LlamaState allocates: the KV cache (keys and values of every layer and position) and the logits. The
+    /// activations are the scheduler's, shared by the model's sessions. In Double so that no file-sized product
+    /// overflows.
+    static func runStateBytes(_ c: LlamaConfig, nCtx: Int, kvType: KVCacheType) -> Double {
+        Double(c.nLayer) * Double(nCtx) * 2 * Double(kvType.bytes(values: c.kvDim)) + 4 * Double(c.nVocab)
     }
 
     /// Runs `body` as the session's only user. The flag is taken with one atomic exchange, so a second thread or a
@@ -141,7 +143,7 @@ public final class Session {
     }
 
     public var vocabSize: Int { weights.config.nVocab }
-    public var threadCount: Int { pool.threadCount }
+    public var threadCount: Int { request.threads }
 
     /// Forgets the whole context and reseeds the RNG.
     public func reset() throws { try exclusive { resetContext() } }
@@ -206,27 +208,24 @@ public final class Session {
                    tag: { tags?[$0] ?? UInt64.max - UInt64(start + $0) }, logitsOut: logitsOut, lastLogits: true)
     }
 
-    /// The one place positions enter the context: the forward pass in n_batch chunks, with `history`, `rowTags`
-    /// and `logitsValid` kept in step. Position i is `id(i)` / `tag(i)`, from `tokens` or `embeddings` rows.
+    /// The one place positions enter the context: the forward pass (through the model's scheduler, in steps of at
+    /// most n_batch rows), with `history`, `rowTags` and `logitsValid` kept in step. Position i is `id(i)` / `tag(i)`, from `tokens` or `embeddings` rows.
     private func append(count n: Int, tokens: UnsafePointer<Int32>?, embeddings: UnsafePointer<Float>?,
                         id: (Int) -> Int32, tag: (Int) -> UInt64, logitsOut: UnsafeMutablePointer<Float>?,
                         lastLogits: Bool) throws {
         guard history.count + n <= nCtx else {
             throw MistralError(.contextFull, "context full: \(history.count) positions used + \(n) new > n_ctx \(nCtx)")
         }
-        let d = weights.config.nEmbd, vocab = vocabSize
-        var done = 0
-        while done < n {
-            let chunk = min(state.nBatch, n - done)
-            let request: LogitsRequest = logitsOut.map { .all($0 + done * vocab) }
-                ?? (lastLogits && done + chunk == n ? .last : .none)
-            weights.forward(tokens: tokens.map { $0 + done }, embeddings: embeddings.map { $0 + done * d }, n: chunk,
-                            startPos: history.count, state: state, pool: pool, logits: request)
-            for i in done..<done + chunk {
-                history.append(id(i))
-                rowTags.append(tag(i))
-            }
-            done += chunk
+        request.tokens = tokens
+        request.embeddings = embeddings
+        request.count = n
+        request.startPos = history.count
+        request.logits = logitsOut.map { .all($0) } ?? (lastLogits ? .last : .none)
+        logitsValid = false
+        try scheduler.evaluate(request)  // in steps of at most n_batch rows, with other sessions' rows
+        for i in 0..<n {
+            history.append(id(i))
+            rowTags.append(tag(i))
         }
         logitsValid = logitsOut != nil || lastLogits
     }
@@ -347,6 +346,12 @@ public final class Session {
                                 onToken: (TokenEvent) -> Bool) throws -> StopReason {
         lastStopReason = .none
         lastGenerated = 0
+        // steps of this loop come one after another: the scheduler waits a moment for them between batched steps
+        request.continues = true
+        defer {
+            request.continues = false
+            scheduler.leave(state)
+        }
         let vocab = vocabSize
         for (i, b) in o.logitBias.enumerated() {
             guard b.token >= 0, Int(b.token) < vocab else {

@@ -73,7 +73,8 @@ _PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_float, ctypes.c_voi
 class _ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("vocab_only", ctypes.c_int32), ("weight_type", ctypes.c_int32),
                 ("tokenizer_path", ctypes.c_char_p), ("mmproj_path", ctypes.c_char_p),
-                ("progress_callback", _PROGRESS_CALLBACK), ("progress_user_data", ctypes.c_void_p)]
+                ("progress_callback", _PROGRESS_CALLBACK), ("progress_user_data", ctypes.c_void_p),
+                ("n_threads", ctypes.c_int32), ("max_batch_sessions", ctypes.c_int32)]  # (0.4) batching block below
 
 
 class _MemoryEstimate(ctypes.Structure):
@@ -235,6 +236,29 @@ _signatures = {
     "mistral_session_last_stop_reason": ([_P], ctypes.c_int32),
     "mistral_session_last_n_generated": ([_P], ctypes.c_uint32),
 }
+# ---- batching (0.4): shared thread pool and continuous batching, see "Batching" in mistral.h --------------------
+class _BatchStats(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("steps", ctypes.c_uint64), ("batched_steps", ctypes.c_uint64),
+                ("max_sessions", ctypes.c_uint64), ("max_rows", ctypes.c_uint64), ("rows", ctypes.c_uint64),
+                ("busy_ns", ctypes.c_uint64)]
+
+
+class BatchStats(NamedTuple):
+    """How much batching a model's sessions got (Model.batch_stats)."""
+
+    steps: int          # forward steps run
+    batched_steps: int  # steps that evaluated more than one session
+    max_sessions: int   # the most sessions one step evaluated
+    max_rows: int       # the most positions one step evaluated
+    rows: int           # positions evaluated in all steps
+    busy_ns: int        # nanoseconds spent in forward steps
+
+
+_signatures["mistral_model_n_threads"] = ([_P], ctypes.c_int32)
+_signatures["mistral_model_batch_stats"] = ([_P, ctypes.POINTER(_BatchStats), ctypes.c_int32], ctypes.c_int32)
+__all__.append("BatchStats")
+# ---- end of the batching block ------------------------------------------------------------------------------------
+
 for _name, (_args, _res) in _signatures.items():
     _fn = getattr(_lib, _name)
     _fn.argtypes = _args
@@ -669,9 +693,12 @@ class Model(_Handle):
 
     def __init__(self, path: PathLike, vocab_only: bool = False, tokenizer_path: Optional[PathLike] = None,
                  weight_type: Optional[str] = None, mmproj_path: Optional[PathLike] = None,
-                 progress: Optional[Callable[[float], Optional[bool]]] = None):
+                 progress: Optional[Callable[[float], Optional[bool]]] = None, threads: int = 0,
+                 max_batch_sessions: int = 16):
         """path: a GGUF file, a Hugging Face or Mistral native folder, or a tekken.json (tokenizer only).
         weight_type: None (as stored), "q8_0" or "q4_0" to re-quantize float weights while loading.
+        threads: the worker pool all sessions of this model share (0: physical cores); max_batch_sessions: how
+        many sessions used concurrently from different threads are evaluated together per step (1: no batching).
         progress(fraction): told how far the load is (0 first, 1 last, increasing in between); returning True
         cancels it with MistralError(ERR_CANCELLED), and an exception raised in it (KeyboardInterrupt included)
         cancels it and is re-raised here."""
@@ -679,6 +706,8 @@ class Model(_Handle):
         if progress is not None and not callable(progress):
             raise TypeError("progress must be callable or None")
         params = _model_params(vocab_only, tokenizer_path, weight_type, mmproj_path)
+        params.n_threads = _int_arg("threads", threads, 0, 512)
+        params.max_batch_sessions = _int_arg("max_batch_sessions", max_batch_sessions, 1, 256)
         error: List[BaseException] = []
 
         def trampoline(fraction: float, _ud: Any) -> int:
@@ -697,6 +726,20 @@ class Model(_Handle):
         _check(status, "mistral_model_load")
         self._handle = handle
         self.path = os.fspath(path)
+
+    @property
+    def n_threads(self) -> int:
+        """Threads of the worker pool this model's sessions share (0 for a tokenizer-only model)."""
+        return int(_lib.mistral_model_n_threads(self.handle))
+
+    def batch_stats(self, reset: bool = False) -> "BatchStats":
+        """Counters of the forward steps this model's sessions ran: how many, how many batched several sessions,
+        the most sessions and rows in one step. reset=True sets them back to zero after reading."""
+        out = _BatchStats()
+        out.struct_size = ctypes.sizeof(_BatchStats)
+        _check(_lib.mistral_model_batch_stats(self.handle, ctypes.byref(out), 1 if reset else 0),
+               "mistral_model_batch_stats")
+        return BatchStats(out.steps, out.batched_steps, out.max_sessions, out.max_rows, out.rows, out.busy_ns)
 
     @property
     def n_vocab(self) -> int:
@@ -881,7 +924,8 @@ class Session(_Handle):
 
     def __init__(self, model: Model, n_ctx: int = 0, threads: int = 0, seed: Optional[int] = None,
                  n_batch: Optional[int] = None, kv_type: str = "f16"):
-        """n_ctx: positions the KV cache holds (0 = min(trained context, 4096)); threads: 0 = every online CPU;
+        """n_ctx: positions the KV cache holds (0 = min(trained context, 4096)); threads: at most this many of the
+        model's shared pool threads (0 = all of them);
         kv_type: how the KV cache stores keys and values, "f16" (default), "f32" or "q8_0" (34 bytes per 32
         values)."""
         self._handle = None
