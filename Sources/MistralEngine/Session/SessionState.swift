@@ -311,3 +311,18 @@ extension KVCache {
         }
     }
 }
+
+/// For fuzzing and tests that build session files by hand.
+public enum SessionStateFile {
+    /// Rewrites the checksum of `bytes` (a session file, possibly edited) so that it matches its contents.
+    public static func reseal(_ bytes: inout [UInt8]) {
+        let n = bytes.count - SessionStateFormat.checksumBytes
+        guard n >= 0 else { return }
+        var h = StateHasher()
+        bytes.withUnsafeBytes { h.add(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        let d = h.finish()
+        withUnsafeBytes(of: (d.0.littleEndian, d.1.littleEndian)) { src in
+            for i in 0..<SessionStateFormat.checksumBytes { bytes[n + i] = src[i] }
+        }
+    }
+}
