@@ -444,9 +444,9 @@ func runChat(_ a: Arguments) throws {
                 ids = try template.render(messages, tokenizer: model.tokenizer, addGenerationPrompt: true)
             }
             if dropped > 0 {
-                let moved = try shiftToMatch(session, ids)
-                printErr("[context shift: dropped the \(dropped) oldest turn(s)"
-                         + (moved > 0 ? ", \(moved) positions, keys re-rotated]" : "]"))
+                let (kept, moved) = try shiftToMatch(session, ids)
+                printErr("[context shift: dropped the \(dropped) oldest turn(s); kept the first \(kept) positions"
+                         + (moved > 0 ? ", dropped \(moved) after them and re-rotated the rest]" : ", recomputing the rest]"))
             }
         }
         var reply: [UInt8] = []
@@ -504,20 +504,20 @@ func oldestTurn(_ messages: [ChatMessage]) -> Range<Int>? {
 /// After turns were dropped from the conversation: when the session's context is the new prompt with a block of
 /// positions removed after their common prefix, removes that block by a context shift (the rest moves down with
 /// its keys re-rotated instead of being recomputed). Returns the positions dropped (0 when nothing matched; the
-/// prompt is then evaluated from the common prefix on).
-func shiftToMatch(_ session: Session, _ ids: [Int32]) throws -> Int {
+/// prompt is then evaluated from the common prefix on), with the common prefix kept.
+func shiftToMatch(_ session: Session, _ ids: [Int32]) throws -> (kept: Int, dropped: Int) {
     let held = session.history
     let a = zip(held, ids).prefix { $0 == $1 }.count
-    guard a < held.count else { return 0 }
+    guard a < held.count else { return (a, 0) }
     for k in 1...(held.count - a) {
         let tail = held[(a + k)...]
         guard !tail.isEmpty, tail.count <= ids.count - a else { continue }
         if tail.elementsEqual(ids[a..<(a + tail.count)]) {
             try session.shift(keep: a, discard: k)
-            return k
+            return (a, k)
         }
     }
-    return 0
+    return (a, 0)
 }
 
 extension String {

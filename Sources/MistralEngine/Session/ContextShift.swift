@@ -79,4 +79,16 @@ extension Session {
         try shiftContext(keep: keep, discard: discard)
         return true
     }
+
+    /// Before a prompt of `count` tokens is appended with the policy on: shifts (at least the overflow, else as
+    /// generation does) when it would not fit. A prompt longer than what the policy can free stays an error.
+    func makeRoom(for count: Int, _ o: GenerateOptions) throws {
+        let overflow = history.count + count - nCtx
+        guard overflow > 0 else { return }
+        let keep = min(max(o.nKeep, 0), history.count)
+        let rest = history.count - keep
+        guard overflow <= rest else { return }  // append reports the full context
+        let usual = o.nDiscard > 0 ? o.nDiscard : rest / 2
+        try shiftContext(keep: keep, discard: min(rest, max(overflow, usual)))
+    }
 }

@@ -371,6 +371,7 @@ public final class Session {
             prompt = Array(prompt[try keepCommonPrefix(prompt)...])
         }
         if !prompt.isEmpty {
+            if o.contextShift { try makeRoom(for: prompt.count, o) }
             try evalTokens(prompt)
         } else if !logitsValid {
             throw MistralError.invalid("empty prompt and no previous tokens to continue from")
