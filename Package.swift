@@ -55,7 +55,7 @@ let package = Package(
         ),
         // libFuzzer harnesses over the C API; Tests/fuzz/run.sh builds them with -sanitize=fuzzer,address. A normal
         // build links a replay main instead (Tests/fuzz/MistralFuzz/Replay.swift).
-        .executableTarget(name: "MistralFuzz", dependencies: ["MistralC", "CMistralABI"], path: "Tests/fuzz/MistralFuzz",
+        .executableTarget(name: "MistralFuzz", dependencies: ["MistralC", "CMistralABI", "MistralEngine"], path: "Tests/fuzz/MistralFuzz",
                           swiftSettings: kernelFlags),
     ]
 )

@@ -46,10 +46,10 @@ extern "C" {
 /* ---- Version -------------------------------------------------------------------------------------------- */
 
 #define MISTRAL_VERSION_MAJOR 0 /* the SONAME is libmistral.so.<MAJOR> */
-#define MISTRAL_VERSION_MINOR 3
+#define MISTRAL_VERSION_MINOR 4
 #define MISTRAL_VERSION_PATCH 0
 #define MISTRAL_VERSION_NUMBER (MISTRAL_VERSION_MAJOR * 10000 + MISTRAL_VERSION_MINOR * 100 + MISTRAL_VERSION_PATCH)
-#define MISTRAL_VERSION_STRING "0.3.0"
+#define MISTRAL_VERSION_STRING "0.4.0"
 
 /* The library's version as "MAJOR.MINOR.PATCH". Static storage; never free it. */
 MISTRAL_API const char *mistral_version(void);
@@ -402,6 +402,9 @@ typedef int (*mistral_token_callback)(const char *piece, size_t len, int32_t tok
 #define MISTRAL_GENERATE_REUSE_PREFIX 4u /* `prompt` is the whole context from position 0: the session keeps the
                                             longest prefix it already holds and evaluates only the rest */
 #define MISTRAL_GENERATE_LOGPROBS 8u    /* (since 0.3) report each token's log-probability to mistral_generate_ex */
+#define MISTRAL_GENERATE_CONTEXT_SHIFT 16u /* (since 0.4) a full context during generation does not stop it: the first
+                                              n_keep positions are kept, the n_discard after them are dropped and the
+                                              rest moved down (see mistral_session_shift), and generation goes on */
 
 typedef struct mistral_generate_params {
     size_t struct_size;     /* sizeof(mistral_generate_params), set by mistral_generate_params_init */
@@ -431,6 +434,11 @@ typedef struct mistral_generate_params {
     /* (since 0.3) Alternatives per token reported to mistral_generate_ex's callback (0...256); > 0 implies
      * MISTRAL_GENERATE_LOGPROBS. mistral_generate ignores it. Default 0 */
     int32_t n_logprobs;
+    /* (since 0.4) With MISTRAL_GENERATE_CONTEXT_SHIFT: positions always kept at the start (e.g. the system prompt's
+     * token count), and positions dropped after them each time the context is full (0 = half of the rest, as
+     * llama.cpp). Both >= 0. Default 0 and 0 */
+    int32_t n_keep;
+    int32_t n_discard;
 } mistral_generate_params;
 
 MISTRAL_API void mistral_generate_params_init(mistral_generate_params *params);
@@ -493,6 +501,56 @@ MISTRAL_API mistral_status mistral_json_schema_to_grammar(const char *json_schem
 MISTRAL_API int32_t mistral_session_last_stop_reason(const mistral_session *session);
 /* Tokens sampled by the last mistral_generate call (the EOG token, when one ended it, is not counted). */
 MISTRAL_API uint32_t mistral_session_last_n_generated(const mistral_session *session);
+
+/* ---- Prompt cache, saved sessions, context shift (since 0.4) ----------------------------------------------
+ * These calls take the session(s) like eval does: refused as busy while another call on one of them runs. */
+
+/* Makes `dst`'s context the first `n_positions` positions of `src` (tokens, image row identities and the KV cache
+ * of every layer), copied instead of recomputed: e.g. a shared system prompt evaluated once. The sessions must
+ * be on the same weights (the same model, or another load of the same file: the model fingerprint is compared;
+ * MISTRAL_ERR_INVALID_ARGUMENT otherwise) and distinct; their KV types may differ (rows are converted). n_positions
+ * <= src's n_past (else MISTRAL_ERR_INVALID_ARGUMENT) and <= dst's n_ctx (else MISTRAL_ERR_CONTEXT_FULL). The
+ * next-token logits come along only when n_positions is all of src's; otherwise evaluate at least one more token
+ * before generating (MISTRAL_GENERATE_REUSE_PREFIX with the full prompt does this by itself). dst keeps its own
+ * RNG and seed. */
+MISTRAL_API mistral_status mistral_session_copy_prefix(mistral_session *dst, const mistral_session *src,
+                                                       uint32_t n_positions);
+/* Stores in *n_common how many leading tokens of `tokens` the session already holds (image positions never match),
+ * e.g. to pick the session of a pool that shares the longest prefix with a request. */
+MISTRAL_API mistral_status mistral_session_common_prefix(const mistral_session *session, const int32_t *tokens,
+                                                         size_t n_tokens, size_t *n_common);
+/* The token ids of the session's context (n_past of them; image positions hold the [IMG] id or -1). Buffer rules as
+ * mistral_tokenize. */
+MISTRAL_API mistral_status mistral_session_tokens(const mistral_session *session, int32_t *tokens, size_t capacity,
+                                                  size_t *n_tokens);
+
+/* Saves the session — its tokens, the KV cache of the used positions (in the session's KV type), the next-token
+ * logits when valid and the sampling RNG's state — to a file (replaced; removed again if writing fails), in a
+ * versioned binary format with the model's fingerprint and a checksum (format: SessionState.swift). A session
+ * loaded from it continues exactly as this one would: the same tokens with greedy or seeded sampling, including
+ * an RNG that was never reseeded (seed 0 continues it). Not saved: the session's own seed (used by reset), n_ctx,
+ * n_batch and the last call's stop reason. MISTRAL_ERR_IO when the file cannot be written. */
+MISTRAL_API mistral_status mistral_session_save_file(mistral_session *session, const char *path);
+/* Replaces the session's state with a saved one. Refused, with the session unchanged: a file from another model
+ * (fingerprint: config, tensor shapes/types and sampled weight values) MISTRAL_ERR_INVALID_ARGUMENT; more saved
+ * positions than this session's n_ctx MISTRAL_ERR_CONTEXT_FULL; a newer format MISTRAL_ERR_UNSUPPORTED; a truncated,
+ * corrupt (checksum) or inconsistent file MISTRAL_ERR_FORMAT; an unreadable one MISTRAL_ERR_IO. The saved KV type
+ * may differ from the session's (rows are converted). */
+MISTRAL_API mistral_status mistral_session_load_file(mistral_session *session, const char *path);
+/* The same into a caller's buffer: *n_bytes = the size needed (query with capacity 0; buffer may then be NULL);
+ * MISTRAL_ERR_BUFFER_TOO_SMALL when capacity is short. */
+MISTRAL_API mistral_status mistral_session_save_memory(mistral_session *session, void *buffer, size_t capacity,
+                                                       size_t *n_bytes);
+/* ... and from `len` bytes in memory (not kept). Same refusals as mistral_session_load_file. */
+MISTRAL_API mistral_status mistral_session_load_memory(mistral_session *session, const void *data, size_t len);
+
+/* Context shift: drops positions n_keep..<n_keep+n_discard and moves the later ones down, as llama.cpp's context
+ * shift does: their keys are re-rotated to the new positions (RoPE is a rotation: each key pair is turned by the
+ * angle difference), not recomputed. Exact up to rounding with an f32 cache; f16 and q8_0 caches round the moved
+ * keys once more. The kept positions still carry what they computed while the dropped ones were visible, so the
+ * model continues as llama.cpp's does rather than as if the dropped text had never been there. Next-token logits,
+ * when valid, stay those of the last position. n_keep + n_discard <= n_past (else MISTRAL_ERR_INVALID_ARGUMENT). */
+MISTRAL_API mistral_status mistral_session_shift(mistral_session *session, uint32_t n_keep, uint32_t n_discard);
 
 /* ---- Tool calls in the output (since 0.3) --------------------------------------------------------------------
  * A model that calls tools writes the [TOOL_CALLS] control token and a JSON list of {"name", "arguments", "id"?}.

@@ -93,7 +93,8 @@ public func mistral_generate_params_init(_ params: UnsafeMutablePointer<mistral_
         temperature: d.sampling.temperature, top_k: Int32(d.sampling.topK), top_p: d.sampling.topP,
         min_p: d.sampling.minP, repeat_penalty: d.sampling.repeatPenalty, repeat_last_n: Int32(d.sampling.repeatLastN),
         seed: d.seed, stop: nil, n_stop: 0, flags: 0, grammar: nil, json_schema: nil, logit_bias_tokens: nil,
-        logit_bias_values: nil, n_logit_bias: 0, n_logprobs: 0)
+        logit_bias_values: nil, n_logit_bias: 0, n_logprobs: 0,
+        n_keep: Int32(d.nKeep), n_discard: Int32(d.nDiscard))
 }
 
 /// A NUL-terminated UTF-8 parameter.
@@ -146,6 +147,12 @@ func generateOptions(_ p: mistral_generate_params) throws -> GenerateOptions {
     guard p.n_logprobs >= 0, p.n_logprobs <= 256 else { throw invalid("n_logprobs must be in 0...256, got \(p.n_logprobs)") }
     o.topLogprobs = Int(p.n_logprobs)
     o.logprobs = p.flags & MISTRAL_GENERATE_LOGPROBS != 0 || p.n_logprobs > 0
+    o.contextShift = p.flags & MISTRAL_GENERATE_CONTEXT_SHIFT != 0
+    guard p.n_keep >= 0, p.n_discard >= 0 else {
+        throw invalid("n_keep and n_discard must be >= 0, got \(p.n_keep) and \(p.n_discard)")
+    }
+    o.nKeep = Int(p.n_keep)
+    o.nDiscard = Int(p.n_discard)
     return o
 }
 

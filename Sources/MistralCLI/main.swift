@@ -80,7 +80,9 @@ let commands: [Command] = [
                                    (["--image"], "PNG/JPEG shown with the first turn (repeatable)"),
                                    (["--template"], "mistral-v7|mistral-v3|chatml (default: the model's own)")]
                 + sessionOptionList + samplingOptions,
-            switches: [(["--ignore-eos"], "never stop at end-of-generation tokens"), verboseSwitch],
+            switches: [(["--ignore-eos"], "never stop at end-of-generation tokens"),
+                       (["--context-shift"], "when the context fills up, keep the system prompt and drop the oldest turns (or, inside a long answer, the oldest positions) instead of starting over"),
+                       verboseSwitch],
             maxOperands: 0),
     Command(name: "tokenize", synopsis: "-m MODEL [--bos] [--no-special] TEXT",
             summary: "Prints the token ids of TEXT.",
@@ -396,9 +398,14 @@ func runChat(_ a: Arguments) throws {
         template = t
     }
     let session = try Session(model: model, options: sessionOpts)
-    let o = try generateOptions(a, defaultTemperature: template.recommendedTemperature)
+    var o = try generateOptions(a, defaultTemperature: template.recommendedTemperature)
     var messages: [ChatMessage] = []
     if let system = a.string("--system") { messages.append(ChatMessage(role: "system", content: system)) }
+    let contextShift = a.switches.contains("--context-shift")
+    if contextShift {
+        o.contextShift = true
+        o.nKeep = keptPrefix(messages, template: template, tokenizer: model.tokenizer)
+    }
     // --image files go with the first user turn; their rows are computed once and reused by every later turn.
     var pending = try (a.values["--image"] ?? []).map { try ImageFile.load(path: $0) }
     var imageRows: [Float] = []
@@ -423,7 +430,25 @@ func runChat(_ a: Arguments) throws {
             pending = []
         }
         messages.append(ChatMessage(role: "user", content: line, images: grids))
-        let ids = try template.render(messages, tokenizer: model.tokenizer, addGenerationPrompt: true)
+        var ids = try template.render(messages, tokenizer: model.tokenizer, addGenerationPrompt: true)
+        if contextShift {
+            let room = o.maxTokens > 0 ? min(o.maxTokens, session.nCtx / 2) : session.nCtx / 4
+            var dropped = 0
+            while ids.count + room > session.nCtx, let cut = oldestTurn(messages) {
+                if messages[cut].contains(where: { !$0.images.isEmpty }) {
+                    imageRows.removeAll()
+                    imageTags.removeAll()
+                }
+                messages.removeSubrange(cut)
+                dropped += 1
+                ids = try template.render(messages, tokenizer: model.tokenizer, addGenerationPrompt: true)
+            }
+            if dropped > 0 {
+                let (kept, moved) = try shiftToMatch(session, ids)
+                printErr("[context shift: dropped the \(dropped) oldest turn(s); kept the first \(kept) positions"
+                         + (moved > 0 ? ", dropped \(moved) after them and re-rotated the rest]" : ", recomputing the rest]"))
+            }
+        }
         var reply: [UInt8] = []
         var stats = TurnStats(promptTokens: ids.count)
         do {
@@ -457,6 +482,42 @@ func runChat(_ a: Arguments) throws {
         // An interrupted answer stays in the conversation as far as it got.
         messages.append(ChatMessage(role: "assistant", content: String(decoding: reply, as: UTF8.self)))
     }
+}
+
+/// Positions a context shift keeps: what the conversation's start (BOS, system prompt) renders to on its own.
+func keptPrefix(_ messages: [ChatMessage], template: ChatTemplate, tokenizer: any Tokenizer) -> Int {
+    let probe = messages + [ChatMessage(role: "user", content: "x")]
+    guard let full = try? template.render(probe, tokenizer: tokenizer, addGenerationPrompt: true),
+          let other = try? template.render(messages + [ChatMessage(role: "user", content: "y z")], tokenizer: tokenizer,
+                                           addGenerationPrompt: true) else { return 0 }
+    return zip(full, other).prefix { $0 == $1 }.count
+}
+
+/// The messages of the oldest user turn and the answers and tool results after it (never the system prompt, never
+/// the last user turn).
+func oldestTurn(_ messages: [ChatMessage]) -> Range<Int>? {
+    guard let first = messages.firstIndex(where: { $0.role == "user" }) else { return nil }
+    guard let next = messages[(first + 1)...].firstIndex(where: { $0.role == "user" }) else { return nil }
+    return first..<next
+}
+
+/// After turns were dropped from the conversation: when the session's context is the new prompt with a block of
+/// positions removed after their common prefix, removes that block by a context shift (the rest moves down with
+/// its keys re-rotated instead of being recomputed). Returns the positions dropped (0 when nothing matched; the
+/// prompt is then evaluated from the common prefix on), with the common prefix kept.
+func shiftToMatch(_ session: Session, _ ids: [Int32]) throws -> (kept: Int, dropped: Int) {
+    let held = session.history
+    let a = zip(held, ids).prefix { $0 == $1 }.count
+    guard a < held.count else { return (a, 0) }
+    for k in 1...(held.count - a) {
+        let tail = held[(a + k)...]
+        guard !tail.isEmpty, tail.count <= ids.count - a else { continue }
+        if tail.elementsEqual(ids[a..<(a + tail.count)]) {
+            try session.shift(keep: a, discard: k)
+            return (a, k)
+        }
+    }
+    return (a, 0)
 }
 
 extension String {

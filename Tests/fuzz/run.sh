@@ -10,7 +10,7 @@ cd "$root"
 seconds="${1:?usage: Tests/fuzz/run.sh SECONDS [TARGET...]}"
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf-vocab gguf mmproj hf native tekken image tokenize-bpe tokenize-tekken chat chat-json grammar)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf-vocab gguf mmproj hf native tekken image tokenize-bpe tokenize-tekken chat chat-json grammar session-state)
 scratch=.build-fuzz
 swift build -c release --product MistralFuzz --scratch-path "$scratch" \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING >&2

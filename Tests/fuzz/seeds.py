@@ -79,6 +79,9 @@ def seeds():
                      + [b"\x00[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": [1, {\"b\": \"\xc3\xa9\"}]}}]",
                         b"\x01Sure.[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {}, \"id\": \"abcdefghi\"}][TOOL_CALLS]{\"name\": \"g\"}"],
     }
+    # byte 0 picks raw / edit / edit-and-reseal (see fuzzSessionState): edits of the harness's own valid state
+    s["session-state"] = [b"\x01\x00\x00\x00", b"\x03\x30\x00\x00\x07", b"\x03\x60\x00\x00\xff\xff",
+                          b"\x03\x00\x00\x10", b"\x07\x2c\x00\x00\x01", b"\x00LMSTSESS\x01\x00\x00\x00"]
     for name in bad_files:  # regression files seed the matching target
         target = name.split("--")[0]
         if target in s:

@@ -47,6 +47,19 @@ public final class Model: Sendable {
     /// Every token's bytes in a trie for grammar masks, built on first use and then shared by all sessions.
     private let tokenTrieCache = Mutex<TokenTrie?>(nil)
 
+    /// The decoder's fingerprint (ModelFingerprint.swift), computed on first use; nil for a vocab-only load.
+    private let fingerprintCache = Mutex<(UInt64, UInt64)?>(nil)
+
+    public var fingerprint: (UInt64, UInt64)? {
+        guard let weights else { return nil }
+        return fingerprintCache.withLock { cached in
+            if let cached { return cached }
+            let f = weights.computeFingerprint()
+            cached = f
+            return f
+        }
+    }
+
     public var tokenTrie: TokenTrie {
         tokenTrieCache.withLock { cached in
             if let cached { return cached }

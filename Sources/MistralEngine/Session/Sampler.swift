@@ -14,7 +14,8 @@ public struct SamplingParams: Sendable {
 
 /// xoshiro256** seeded through splitmix64: small, fast and identical on every platform.
 public struct RandomGenerator: Sendable {
-    private var s: (UInt64, UInt64, UInt64, UInt64)
+    /// The generator's state (saved with a session, SessionState.swift).
+    var s: (UInt64, UInt64, UInt64, UInt64)
 
     public init(seed: UInt64) {
         var x = seed

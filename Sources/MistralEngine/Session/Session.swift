@@ -31,6 +31,11 @@ public struct GenerateOptions: Sendable {
     public var logprobs = false
     /// ... and this many most likely alternatives.
     public var topLogprobs = 0
+    /// A full context during generation drops positions instead of stopping (ContextShift.swift): the first
+    /// `nKeep` are kept, then `nDiscard` (0 = half of the rest, as llama.cpp) are discarded.
+    public var contextShift = false
+    public var nKeep = 0
+    public var nDiscard = 0
     public init() {}
 }
 
@@ -75,13 +80,13 @@ public final class Session {
     public let seed: UInt64
     /// Every token in the context, in order (the KV cache holds their keys/values). Positions filled from image
     /// embeddings hold the [IMG] id; `rowTags` tells them apart.
-    public private(set) var history: [Int32] = []
+    public internal(set) var history: [Int32] = []
     /// Per position: 0 for a token, else an identifier of the embedding row that filled it (content hash + row),
     /// so prefix reuse never mistakes one image for another with the same grid.
-    private var rowTags: [UInt64] = []
+    var rowTags: [UInt64] = []
     /// True when state.logits holds the next-token logits after the last history token.
-    private var logitsValid = false
-    private var rng: RandomGenerator
+    var logitsValid = false
+    var rng: RandomGenerator
     private var sampler = Sampler()
     /// The last grammar's matcher, kept so that its memo and mask cache serve the next call with the same grammar.
     private var grammarMatcher: GrammarMatcher?
@@ -134,7 +139,7 @@ public final class Session {
 
     /// Runs `body` as the session's only user. The flag is taken with one atomic exchange, so a second thread or a
     /// re-entrant call from a callback gets an error instead of corrupting the cache.
-    private func exclusive<R>(_ body: () throws -> R) throws -> R {
+    func exclusive<R>(_ body: () throws -> R) throws -> R {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             throw MistralError.invalid("session is busy: a call on it is still running (another thread, or its own callback)")
         }
@@ -158,7 +163,7 @@ public final class Session {
     /// Keeps only the first `n` positions.
     public func truncate(to n: Int) throws { try exclusive { try truncateContext(to: n) } }
 
-    private func truncateContext(to n: Int) throws {
+    func truncateContext(to n: Int) throws {
         guard n >= 0, n <= history.count else {
             throw MistralError.invalid("cannot truncate to \(n): the session holds \(history.count) positions")
         }
@@ -178,7 +183,7 @@ public final class Session {
         try exclusive { try evalTokens(tokens, logitsOut: logitsOut) }
     }
 
-    private func evalTokens(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
+    func evalTokens(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
         try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut, lastLogits: true) }
     }
 
@@ -371,6 +376,7 @@ public final class Session {
             prompt = Array(prompt[try keepCommonPrefix(prompt)...])
         }
         if !prompt.isEmpty {
+            if o.contextShift { try makeRoom(for: prompt.count, o) }
             try evalTokens(prompt)
         } else if !logitsValid {
             throw MistralError.invalid("empty prompt and no previous tokens to continue from")
@@ -405,7 +411,10 @@ public final class Session {
                 throw MistralError.invalid("no token can be sampled: logit_bias"
                                            + (matcher != nil ? " and the grammar" : "") + " banned every candidate")
             }
-            if history.count >= nCtx { reason = .contextFull; break }
+            if history.count >= nCtx {
+                let shifted = o.contextShift ? try shiftForGeneration(o) : false
+                if !shifted { reason = .contextFull; break }
+            }
             if !o.ignoreEOS && tokenizer.isEndOfGeneration(token) {
                 // Keep the end-of-turn token in the context so the next turn continues a well-formed chat.
                 try [token].withUnsafeBufferPointer { try eval($0, logitsOut: nil, lastLogits: false) }

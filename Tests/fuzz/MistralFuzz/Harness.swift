@@ -4,6 +4,7 @@
 import CMistralABI
 import Glibc
 import MistralC
+import MistralEngine  // SessionStateFile.reseal, so edited session files get past the checksum
 
 /// Every target: name, and what it does with one input.
 let fuzzTargets: [(String, @Sendable (UnsafeRawBufferPointer) -> Void)] = [
@@ -19,7 +20,49 @@ let fuzzTargets: [(String, @Sendable (UnsafeRawBufferPointer) -> Void)] = [
     ("chat", fuzzChat),
     ("grammar", fuzzGrammar),
     ("chat-json", fuzzChatJSON),
+    ("session-state", fuzzSessionState),
 ]
+
+/// A valid saved state of the text session (5 tokens evaluated, logits valid), made once.
+nonisolated(unsafe) let savedState: [UInt8] = {
+    guard let session = Fixture.textSession else { return [] }
+    _ = mistral_session_reset(session)
+    var ids: [Int32] = [1, 2, 3, 4, 5]
+    guard mistral_eval(session, &ids, ids.count, nil) == MISTRAL_OK else { return [] }
+    var n = 0
+    _ = mistral_session_save_memory(session, nil, 0, &n)
+    var blob = [UInt8](repeating: 0, count: n)
+    return mistral_session_save_memory(session, &blob, n, &n) == MISTRAL_OK ? blob : []
+}()
+
+/// Byte 0: bit 0 = edit the valid saved state (else the rest of the input is the file), bit 1 = fix the edited
+/// file's checksum (so the checks past it run), bit 2 = also load through a file. In edit mode bytes 1-2 are an
+/// offset, byte 3 cuts up to 255 bytes off the end, and the rest is XORed onto the state from the offset.
+/// After a successful load, generates two tokens from the restored state.
+func fuzzSessionState(_ data: UnsafeRawBufferPointer) {
+    guard let first = data.first, let session = Fixture.textSession else { return }
+    var blob: [UInt8]
+    if first & 1 != 0, data.count >= 4, !savedState.isEmpty {
+        blob = savedState
+        let offset = Int(data[1]) | Int(data[2]) << 8
+        for (i, x) in data.dropFirst(4).enumerated() where offset + i < blob.count { blob[offset + i] ^= x }
+        blob.removeLast(min(Int(data[3]), blob.count))
+        if first & 2 != 0 { SessionStateFile.reseal(&blob) }
+    } else {
+        blob = Array(data.dropFirst())
+    }
+    _ = mistral_session_reset(session)
+    var status = blob.withUnsafeBytes { mistral_session_load_memory(session, $0.baseAddress, $0.count) }
+    if first & 4 != 0 {
+        status = mistral_session_load_file(session, writeFile("state.bin", blob))
+    }
+    guard status == MISTRAL_OK else { return }
+    var gp = mistral_generate_params()
+    mistral_generate_params_init(&gp)
+    gp.max_tokens = 2
+    gp.flags = MISTRAL_GENERATE_CONTEXT_SHIFT
+    _ = mistral_generate(session, nil, 0, &gp, nil, nil)
+}
 
 /// Byte 0: bit 0 = JSON schema (else GBNF grammar), bits 1-2 = temperature 0 / 0.5 / 1 / 2, bit 3 = logprobs;
 /// the rest (up to a NUL) is the grammar or schema text. Generates a few tokens under it (or gets refused).

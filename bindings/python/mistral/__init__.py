@@ -107,7 +107,9 @@ class _GenerateParams(ctypes.Structure):
                 ("grammar", ctypes.c_char_p), ("json_schema", ctypes.c_char_p),
                 ("logit_bias_tokens", ctypes.POINTER(ctypes.c_int32)),
                 ("logit_bias_values", ctypes.POINTER(ctypes.c_float)), ("n_logit_bias", ctypes.c_size_t),
-                ("n_logprobs", ctypes.c_int32)]
+                ("n_logprobs", ctypes.c_int32),
+                # since 0.4 (context shift)
+                ("n_keep", ctypes.c_int32), ("n_discard", ctypes.c_int32)]
 
 
 class _TokenLogprob(ctypes.Structure):
@@ -1101,6 +1103,7 @@ class Session(_Handle):
                  reuse_prefix: bool = False, on_token: Optional[Callable[[str, int], Optional[bool]]] = None,
                  grammar: Optional[str] = None, json_schema: Union[None, str, dict] = None,
                  logit_bias: Optional[dict] = None, logprobs: Union[None, bool, int] = None,
+                 context_shift: bool = False, n_keep: int = 0, n_discard: int = 0,
                  _on_piece: Optional[Callable[[str, Any], None]] = None) -> "Completion":
         """Generates text after `prompt` (text, parsed for special tokens unless special=False, or token ids).
 
@@ -1113,7 +1116,11 @@ class Session(_Handle):
         Constrained output: `grammar` (GBNF text, llama.cpp's syntax) or `json_schema` (a dict or JSON text;
         {"type": "object"} = any JSON object). `logit_bias` maps token ids to a bias added to their logits
         (float("-inf") bans a token). `logprobs=True` puts each token's log-probability on the result's
-        `.logprobs` (OpenAI's shape); `logprobs=N` adds the N most likely alternatives per token."""
+        `.logprobs` (OpenAI's shape); `logprobs=N` adds the N most likely alternatives per token.
+
+        `context_shift=True`: a full context does not end generation; the first `n_keep` positions (e.g. the system
+        prompt) are kept, `n_discard` after them (0 = half of the rest) are dropped and generation goes on (see
+        Session.shift)."""
         self._refused = True  # until the library has the call: a refused call leaves no stale stop reason
         if on_token is not None and not callable(on_token):
             raise TypeError("on_token must be callable or None")
@@ -1121,6 +1128,10 @@ class Session(_Handle):
         params, keep = self._params(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, repeat_last_n,
                                     seed, stop, ignore_eos, special_out, reuse_prefix)
         keep = [keep, self._constraints(params, grammar, json_schema, logit_bias, logprobs)]
+        if context_shift:  # issue 11 (context shift)
+            params.flags |= GENERATE_CONTEXT_SHIFT
+        params.n_keep = _int_arg("n_keep", n_keep, 0, (1 << 31) - 1)
+        params.n_discard = _int_arg("n_discard", n_discard, 0, (1 << 31) - 1)
         want_logprobs = params.flags & GENERATE_LOGPROBS != 0
         pieces: list = []
         entries: list = []
@@ -1311,3 +1322,108 @@ class _SigintToFlag:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
+
+
+# ---- Prompt cache, saved sessions, context shift (issue 11; since 0.4) ---------------------------------------------
+# One block so that it moves as a whole into the split modules.
+
+GENERATE_CONTEXT_SHIFT = 16
+
+for _name, (_args, _res) in {
+    "mistral_session_copy_prefix": ([_P, _P, ctypes.c_uint32], ctypes.c_int32),
+    "mistral_session_common_prefix": ([_P, _i32p, _sz, _szp], ctypes.c_int32),
+    "mistral_session_tokens": ([_P, _i32p, _sz, _szp], ctypes.c_int32),
+    "mistral_session_save_file": ([_P, ctypes.c_char_p], ctypes.c_int32),
+    "mistral_session_load_file": ([_P, ctypes.c_char_p], ctypes.c_int32),
+    "mistral_session_save_memory": ([_P, ctypes.c_void_p, _sz, _szp], ctypes.c_int32),
+    "mistral_session_load_memory": ([_P, ctypes.c_char_p, _sz], ctypes.c_int32),
+    "mistral_session_shift": ([_P, ctypes.c_uint32, ctypes.c_uint32], ctypes.c_int32),
+}.items():
+    _fn = getattr(_lib, _name)
+    _fn.argtypes = _args
+    _fn.restype = _res
+
+
+def _session_copy_prefix_from(self: "Session", other: "Session", n: Optional[int] = None) -> None:
+    """Makes this session's context the first `n` positions of `other` (all of them when None), copying the KV
+    cache instead of recomputing it. Both sessions must be on the same weights; their KV types may differ. When n
+    is less than other.n_past, evaluate at least one more token before generating (generate(full_prompt,
+    reuse_prefix=True) does so)."""
+    if not isinstance(other, Session):
+        raise TypeError(f"other must be a mistral.Session, got {type(other).__name__}")
+    count = other.n_past if n is None else _int_arg("n", n, *_U32)
+    other._enter()
+    try:
+        _check(self._call("mistral_session_copy_prefix", self.handle, other.handle, count), "mistral_session_copy_prefix")
+    finally:
+        other._leave()
+
+
+def _session_common_prefix(self: "Session", ids: Sequence[int]) -> int:
+    """How many leading tokens of `ids` the session already holds."""
+    n = _sz(0)
+    _check(self._call("mistral_session_common_prefix", self.handle, _int_array(ids), len(ids), ctypes.byref(n)),
+           "mistral_session_common_prefix")
+    return int(n.value)
+
+
+def _session_tokens(self: "Session") -> List[int]:
+    """The token ids of the session's context, n_past of them."""
+    n = _sz(0)
+    status = self._call("mistral_session_tokens", self.handle, None, 0, ctypes.byref(n))
+    if status != ERR_BUFFER_TOO_SMALL:
+        _check(status, "mistral_session_tokens")
+        return []
+    buf = (ctypes.c_int32 * n.value)()
+    _check(self._call("mistral_session_tokens", self.handle, buf, n.value, ctypes.byref(n)), "mistral_session_tokens")
+    return list(buf[: n.value])
+
+
+def _session_save(self: "Session", path: PathLike) -> None:
+    """Saves tokens, KV cache, next-token logits and RNG state to `path`; load() restores them (also in another
+    process) and the session continues with exactly the tokens this one would have produced."""
+    _check(self._call("mistral_session_save_file", self.handle, _path_arg("path", path)), "mistral_session_save_file")
+
+
+def _session_load(self: "Session", path: PathLike) -> None:
+    """Replaces the session's state with one saved by save(). Refused (the session unchanged) for another model
+    (ERR_INVALID_ARGUMENT), more positions than n_ctx (ERR_CONTEXT_FULL), a truncated or corrupt file (ERR_FORMAT)."""
+    _check(self._call("mistral_session_load_file", self.handle, _path_arg("path", path)), "mistral_session_load_file")
+
+
+def _session_save_bytes(self: "Session") -> bytes:
+    """The saved state as bytes (the same format as save())."""
+    n = _sz(0)
+    status = self._call("mistral_session_save_memory", self.handle, None, 0, ctypes.byref(n))
+    if status != ERR_BUFFER_TOO_SMALL:
+        _check(status, "mistral_session_save_memory")
+    buf = ctypes.create_string_buffer(n.value)
+    _check(self._call("mistral_session_save_memory", self.handle, buf, n.value, ctypes.byref(n)),
+           "mistral_session_save_memory")
+    return buf.raw[: n.value]
+
+
+def _session_load_bytes(self: "Session", data: bytes) -> None:
+    """Restores a state from save_bytes() (or a file's bytes)."""
+    data = _bytes_arg("data", data)
+    _check(self._call("mistral_session_load_memory", self.handle, data, len(data)), "mistral_session_load_memory")
+
+
+def _session_shift(self: "Session", n_keep: int, n_discard: Optional[int] = None) -> None:
+    """Drops positions n_keep..n_keep+n_discard (None: half of those after n_keep) and moves the rest down, their
+    keys re-rotated to the new positions (llama.cpp's context shift)."""
+    n_keep = _int_arg("n_keep", n_keep, *_U32)
+    if n_discard is None:
+        n_discard = max(0, self.n_past - n_keep) // 2
+    n_discard = _int_arg("n_discard", n_discard, *_U32)
+    _check(self._call("mistral_session_shift", self.handle, n_keep, n_discard), "mistral_session_shift")
+
+
+Session.copy_prefix_from = _session_copy_prefix_from
+Session.common_prefix = _session_common_prefix
+Session.tokens = property(_session_tokens, doc="The token ids of the session's context, n_past of them.")
+Session.save = _session_save
+Session.load = _session_load
+Session.save_bytes = _session_save_bytes
+Session.load_bytes = _session_load_bytes
+Session.shift = _session_shift
