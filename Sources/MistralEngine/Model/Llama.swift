@@ -295,9 +295,12 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
             }
             outputNorm = try vector(names.outputNorm, c.nEmbd)
             ropeFreqFactors = tensors["rope_freqs.weight"] != nil ? try vector("rope_freqs.weight", c.rotDim / 2) : nil
-            tokenEmbedding = try matrix(names.tokenEmbedding, cols: c.nEmbd, rows: c.nVocab, repack: false)
-            if let outName = names.output.first(where: { tensors[$0] != nil }) {
-                output = try matrix(outName, cols: c.nEmbd, rows: c.nVocab, repack: false)
+            // The output projection is a GEMM over every row of a batched step: repacked like the layers. The
+            // embedding is only looked up by row, so it stays as it is unless it is also the (tied) output.
+            let outName = names.output.first(where: { tensors[$0] != nil })
+            tokenEmbedding = try matrix(names.tokenEmbedding, cols: c.nEmbd, rows: c.nVocab, repack: outName == nil)
+            if let outName {
+                output = try matrix(outName, cols: c.nEmbd, rows: c.nVocab)
             } else {
                 output = tokenEmbedding
             }
