@@ -6,6 +6,7 @@ the request's cancel flag and stops the library's generation."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import threading
@@ -98,6 +99,25 @@ class Job:
                 self.finish = FINISH.get(s.last_stop_reason or "none", "stop")
 
 
+class ApiKeyMiddleware:
+    """401 for /v1 requests without "Authorization: Bearer <key>". Plain ASGI (not BaseHTTPMiddleware, which would
+    hide the client's disconnect from the streaming endpoints)."""
+
+    def __init__(self, app: Any, key: str):
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = JSONResponse(error_body("invalid or missing API key", code="invalid_api_key"),
+                                        status_code=401)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) -> FastAPI:
     """The application; loads settings.model unless `model` is given."""
     if model is None:
@@ -106,6 +126,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
     pool = SessionPool(model, settings.parallel, settings.n_ctx, settings.threads, settings.kv_type)
     executor = ThreadPoolExecutor(max_workers=settings.parallel, thread_name_prefix="mistral-gen")
     stats = Stats()
+    pending: set = set()  # tasks settling cancelled jobs (kept referenced until done)
     template = model.chat_template
     app = FastAPI(title="libmistral OpenAI-compatible server", docs_url=None, redoc_url=None)
     app.state.pool, app.state.stats, app.state.model = pool, stats, model
@@ -138,17 +159,8 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
     async def on_any(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
 
-    @app.middleware("http")
-    async def check_key(request: Request, call_next: Any) -> Any:
-        if settings.api_key and request.url.path.startswith("/v1"):
-            if request.headers.get("authorization", "") != f"Bearer {settings.api_key}":
-                return JSONResponse(error_body("invalid or missing API key", "invalid_request_error",
-                                               code="invalid_api_key"), status_code=401)
-        try:
-            return await call_next(request)
-        except Exception as exc:  # what escapes the handlers: still no stack trace to the client
-            return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"),
-                                status_code=500)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key)
 
     # ---- plain endpoints ----------------------------------------------------------------------------------------
     @app.get("/health")
@@ -175,6 +187,8 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
         kw["max_tokens"] = n if n is not None else settings.max_tokens_default
         if req.seed is not None:
             kw["seed"] = req.seed & ((1 << 64) - 1)
+        if req.ignore_eos:
+            kw["ignore_eos"] = True
         for extra in ("top_k", "min_p", "repeat_penalty"):
             if getattr(req, extra) is not None:
                 kw[extra] = getattr(req, extra)
@@ -210,6 +224,17 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
         await pool.release(job.slot, job.prompt if job.error is None or
                            isinstance(job.error, mistral.MistralError) else None)
 
+    def settle(job: Job, fut: Any) -> None:
+        """Returns a cancelled job's session to the pool once its thread has stopped. A task of its own: inside the
+        cancelled request (an anyio cancel scope) every await would be cancelled again."""
+        async def wait_then_finish() -> None:
+            await asyncio.wrap_future(fut) if not isinstance(fut, asyncio.Future) else await fut
+            await finish(job)
+        pending.add(asyncio.get_running_loop().create_task(wait_then_finish()))
+        for t in list(pending):
+            if t.done():
+                pending.discard(t)
+
     async def run_to_end(request: Request, job: Job) -> None:
         """Runs the job; cancels it when the client disconnects."""
         loop = asyncio.get_running_loop()
@@ -223,8 +248,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
                     job.cancel.set()
         except BaseException:
             job.cancel.set()
-            await asyncio.shield(fut)
-            await finish(job)
+            settle(job, fut)
             raise
         await finish(job)
         if job.error is not None:
@@ -241,12 +265,17 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
         try:
             for line in chunks.begin():
                 yield line
+            checked = time.monotonic()
             while True:
                 try:
                     item = await asyncio.wait_for(queue.get(), timeout=0.25)
                 except asyncio.TimeoutError:
+                    item = False
+                if time.monotonic() - checked > 0.2:  # pieces may come faster than any timeout: check by the clock
+                    checked = time.monotonic()
                     if await request.is_disconnected():
                         job.cancel.set()
+                if item is False:
                     continue
                 if item is None:
                     break
@@ -265,11 +294,10 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
                 for line in chunks.end(job):
                     yield line
             yield "data: [DONE]\n\n"
-        finally:  # the client went away (the generator is closed) or the job ended
+        finally:  # the client went away (the generator is cancelled or closed) or the job ended
             if not finished:
                 job.cancel.set()
-                await asyncio.shield(fut)
-                await finish(job)
+                settle(job, fut)
 
     def sse(obj: Dict[str, Any]) -> str:
         return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
@@ -296,8 +324,9 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
             raise BadRequest("messages must not be empty", param="messages")
         tools = check_tools(req.tools)
         mode, forced_name = tool_choice_of(req.tool_choice, tools)
+        # tools stay in the prompt under tool_choice "none" (the prefix others share); only calls are not parsed
+        messages, lib_tools = convert_messages(req.messages, tools, template)
         offered = tools if mode != "none" else None
-        messages, lib_tools = convert_messages(req.messages, offered, template)
         kw = sampling(req)
         if req.logprobs:
             kw["logprobs"] = req.top_logprobs or True
@@ -312,7 +341,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
             prompt = await loop.run_in_executor(None, lambda: model.chat_tokenize(messages, tools=lib_tools))
         except TypeError as e:
             raise BadRequest(str(e), param="messages") from None
-        buffered = mode != "none" and bool(offered)  # tool calls are known only once the text is complete
+        buffered = bool(offered)  # tool calls are known only once the text is complete
 
         def run(job: Job) -> Any:
             return job.slot.session.chat(messages, tools=lib_tools, on_token=job.on_token, _on_piece=job.on_piece,

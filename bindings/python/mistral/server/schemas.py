@@ -24,6 +24,7 @@ class _Sampling(BaseModel):
     top_k: Optional[int] = Field(None, ge=0, le=(1 << 31) - 1)
     min_p: Optional[float] = Field(None, ge=0, le=1)
     repeat_penalty: Optional[float] = Field(None, gt=0)
+    ignore_eos: bool = False
 
 
 class ChatRequest(_Sampling):
