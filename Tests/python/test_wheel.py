@@ -99,6 +99,13 @@ def test_installed_wheel_works_without_swift(venv):
     assert "not found" not in ldd.stdout and "swift" not in ldd.stdout.lower()
 
 
+def test_installed_wheel_has_the_server_command(venv):
+    script = os.path.join(os.path.dirname(venv["python"]), "mistral-server")
+    r = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", script, "--help"], capture_output=True, text=True,
+                       timeout=120, cwd=venv["cwd"])
+    assert r.returncode == 0 and "--api-key" in r.stdout, r.stderr
+
+
 def test_mistral_library_overrides_the_bundled_one(venv):
     other = os.path.join(BUILD, "libmistral.so")
     out = run_clean(venv, [f"MISTRAL_LIBRARY={other}"])
