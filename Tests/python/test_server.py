@@ -2,6 +2,7 @@
 (plain and streamed), stop strings, tool calls forced by a grammar and their round trip, response_format, logprobs,
 completions, errors in OpenAI's shape, the API key, the prompt cache, concurrency, and cancellation when the client
 goes away. Needs fastapi, uvicorn, openai and httpx (pip install fastapi uvicorn openai httpx)."""
+import base64
 import json
 import os
 import socket
@@ -286,3 +287,78 @@ def test_disconnect_cancels_generation(server, client):
     # the session went back to the pool: the server still answers, with every slot idle again
     assert "Paris" in chat(client, max_tokens=16).choices[0].message.content
     assert httpx.get(server + "/health").json()["slots_busy"] == 0
+
+
+def test_disconnect_cancels_a_plain_request(server):
+    before = httpx.get(server + "/stats").json()["cancelled"]
+    body = {"model": "x", "messages": [{"role": "user", "content": "Tell a long story."}], "max_tokens": 1500,
+            "ignore_eos": True}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up before the answer
+        httpx.post(server + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=httpx.Timeout(10, read=1.0))
+    deadline = time.time() + 60
+    while httpx.get(server + "/stats").json()["cancelled"] == before:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert httpx.get(server + "/stats").json()["last_cancelled_generated_tokens"] < 1000
+
+
+# ---- a Mistral V7 model (tiny-s: random weights, its own [TOOL_CALLS] format, a vision encoder) ----------------
+TINY = os.path.join(ROOT, "Tests", "Fixtures", "tiny-s", "gguf")
+
+
+@pytest.fixture(scope="module")
+def tiny_client():
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
+    proc = subprocess.Popen([sys.executable, "-m", "mistral.server", "--model", os.path.join(TINY, "tiny-s-f32.gguf"),
+                             "--mmproj", os.path.join(TINY, "mmproj-tiny-s-f32.gguf"), "--port", str(port),
+                             "--parallel", "2", "--n-ctx", "1024", "--threads", "1", "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.time() < deadline, "the server did not come up"
+        time.sleep(0.2)
+    yield openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0, timeout=300)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in out, out
+
+
+def test_v7_forced_tool_call_round_trip(tiny_client):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}}, "required": ["city"]}}}
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    r = chat(tiny_client, messages, tools=[tool], tool_choice="required", max_tokens=64)
+    calls = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls" and calls[0].function.name == "get_weather"
+    assert json.loads(calls[0].function.arguments)["city"] in ("Paris", "Rome")
+    messages += [r.choices[0].message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": calls[0].id, "name": "get_weather", "content": '{"temp": 21}'}]
+    answer = chat(tiny_client, messages, tools=[tool], tool_choice="none", max_tokens=8)
+    assert answer.usage.prompt_tokens > r.usage.prompt_tokens  # the library rendered the call and its result
+    assert answer.choices[0].message.tool_calls is None and answer.choices[0].finish_reason in ("stop", "length")
+
+
+def test_v7_image_as_data_url_and_path(tiny_client):
+    png = os.path.join(ROOT, "Tests", "Fixtures", "tiny-s", "reference", "img1_84x56.png")
+    with open(png, "rb") as f:
+        url = "data:image/png;base64," + base64.b64encode(f.read()).decode()
+    text = {"type": "text", "text": "What is in the picture?"}
+    plain = chat(tiny_client, [{"role": "user", "content": [text]}], max_tokens=4)
+    by_url = chat(tiny_client, [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, text]}],
+                  max_tokens=4)
+    by_path = chat(tiny_client, [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": png}},
+                                                                text]}], max_tokens=4)
+    assert by_url.usage.prompt_tokens > plain.usage.prompt_tokens  # the image's [IMG] grid is in the prompt
+    assert by_path.usage.prompt_tokens == by_url.usage.prompt_tokens
+    assert by_path.choices[0].message.content == by_url.choices[0].message.content
+    with pytest.raises(openai.BadRequestError):
+        chat(tiny_client, [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/no/such.png"}}]}])
