@@ -64,8 +64,9 @@ class Stats:
 class Job:
     """One generation: run on a worker thread; `emit` gets (piece, logprob entries) as they come."""
 
-    def __init__(self, slot: Slot, prompt: List[int], run: Callable[["Job"], Any]):
-        self.slot = slot
+    def __init__(self, prompt: List[int], run: Callable[["Job"], Any]):
+        self.slot: Optional[Slot] = None  # set by acquire()
+        self.cached = 0  # prompt positions the session already held
         self.prompt = prompt
         self.run = run
         self.cancel = threading.Event()
@@ -93,7 +94,7 @@ class Job:
         except BaseException as e:  # reported as a 500 without a stack trace
             self.error = e
         finally:
-            s = self.slot.session
+            s = self.slot.session  # type: ignore[union-attr]  (set before the job runs)
             self.n_generated = s.last_n_generated
             if self.error is None and self.finish != "length":
                 self.finish = FINISH.get(s.last_stop_reason or "none", "stop")
@@ -204,16 +205,19 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
             raise BadRequest(f"the prompt is {len(prompt)} tokens; the context holds {settings.n_ctx} "
                              "(prompt too long)", param="messages", code="context_length_exceeded")
 
-    async def start(request: Request, prompt: List[int], run: Callable[[Job], Any], stream: bool) -> Job:
+    def start(prompt: List[int], run: Callable[[Job], Any]) -> Job:
         check_length(prompt, 0)
-        slot = await pool.acquire(prompt)
-        job = Job(slot, prompt, run)
-        job.cached = slot.cached_for(prompt)  # type: ignore[attr-defined]
+        return Job(prompt, run)
+
+    async def acquire(job: Job) -> None:
+        """Gives the job the idle session holding the longest prefix of its prompt (waits for one). Done where the
+        job runs (for a stream: inside the response body), so a response never sent holds no session."""
+        job.slot = await pool.acquire(job.prompt)
+        job.cached = job.slot.cached_for(job.prompt)
         with stats.lock:
             stats.requests += 1
-            stats.prompt_tokens += len(prompt)
-            stats.cached_tokens += job.cached  # type: ignore[attr-defined]
-        return job
+            stats.prompt_tokens += len(job.prompt)
+            stats.cached_tokens += job.cached
 
     async def finish(job: Job) -> None:
         with stats.lock:
@@ -237,6 +241,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
 
     async def run_to_end(request: Request, job: Job) -> None:
         """Runs the job; cancels it when the client disconnects."""
+        await acquire(job)
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(executor, job)
         try:
@@ -256,6 +261,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
 
     async def stream_job(request: Request, job: Job, chunks: Any) -> AsyncIterator[str]:
         """SSE lines of a job: chunks.piece(text, entries) per piece, chunks.end(job) at the end, then [DONE]."""
+        await acquire(job)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         job.emit = lambda piece, entries: loop.call_soon_threadsafe(queue.put_nowait, (piece, entries))
@@ -305,7 +311,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
     def usage(job: Job) -> Dict[str, Any]:
         return {"prompt_tokens": len(job.prompt), "completion_tokens": job.n_generated,
                 "total_tokens": len(job.prompt) + job.n_generated,
-                "prompt_tokens_details": {"cached_tokens": job.cached}}  # type: ignore[attr-defined]
+                "prompt_tokens_details": {"cached_tokens": job.cached}}
 
     def openai_logprobs(entries: Optional[List[Dict[str, Any]]]) -> Optional[Dict[str, Any]]:
         if entries is None:
@@ -370,7 +376,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
 
         rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        job = await start(request, prompt, run, req.stream)
+        job = start(prompt, run)
         if not req.stream:
             await run_to_end(request, job)
             msg = reply_of(job)
@@ -473,7 +479,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
         rid = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         echo = prompt_in if (req.echo and isinstance(prompt_in, str)) else ""
-        job = await start(request, prompt, run, req.stream)
+        job = start(prompt, run)
 
         def body(text: str, finish_reason: Optional[str], lp: Any) -> Dict[str, Any]:
             return {"id": rid, "object": "text_completion", "created": created, "model": model_id,
