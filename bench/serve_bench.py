@@ -92,6 +92,8 @@ def start_server(args):
     cmd = [sys.executable, "-m", "mistral.server", "--model", args.model, "--port", str(port),
            "--parallel", str(args.parallel or max(args.clients)), "--n-ctx", str(args.n_ctx),
            "--threads", str(args.threads), "--log-level", "warning"]
+    if args.chat_template:
+        cmd += ["--chat-template", args.chat_template]
     proc = subprocess.Popen(cmd, env=env)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -119,6 +121,7 @@ def main():
     p.add_argument("--parallel", type=int, default=0, help="server sessions (default: the largest --clients)")
     p.add_argument("--threads", type=int, default=0, help="server threads per session (0 = library default)")
     p.add_argument("--n-ctx", type=int, default=1024)
+    p.add_argument("--chat-template", default=None, help="for models whose template is not recognised (the proxy)")
     args = p.parse_args()
     if any(not 1 <= c <= 64 for c in args.clients) or not 1 <= args.requests <= 100:
         sys.exit("--clients must be in 1...64 and --requests in 1...100")

@@ -128,7 +128,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
     executor = ThreadPoolExecutor(max_workers=settings.parallel, thread_name_prefix="mistral-gen")
     stats = Stats()
     pending: set = set()  # tasks settling cancelled jobs (kept referenced until done)
-    template = model.chat_template
+    template = settings.chat_template or model.chat_template
     app = FastAPI(title="libmistral OpenAI-compatible server", docs_url=None, redoc_url=None)
     app.state.pool, app.state.stats, app.state.model = pool, stats, model
 
@@ -344,13 +344,15 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
             kw["json_schema"] = response_schema(req.response_format)
         loop = asyncio.get_running_loop()
         try:
-            prompt = await loop.run_in_executor(None, lambda: model.chat_tokenize(messages, tools=lib_tools))
+            prompt = await loop.run_in_executor(None, lambda: model.chat_tokenize(
+                messages, tools=lib_tools, template=settings.chat_template))
         except TypeError as e:
             raise BadRequest(str(e), param="messages") from None
         buffered = bool(offered)  # tool calls are known only once the text is complete
 
         def run(job: Job) -> Any:
-            return job.slot.session.chat(messages, tools=lib_tools, on_token=job.on_token, _on_piece=job.on_piece,
+            return job.slot.session.chat(messages, tools=lib_tools, template=settings.chat_template,
+                                         on_token=job.on_token, _on_piece=job.on_piece,
                                          **kw)
 
         def reply_of(job: Job) -> Dict[str, Any]:

@@ -18,5 +18,6 @@ class ServerSettings:
     threads: int = 0                 # per session, at most this many (0 = the library's default)
     kv_type: str = "f16"
     mmproj: Optional[str] = None     # vision projector for GGUF models whose vision encoder is a separate file
+    chat_template: Optional[str] = None  # a built-in template name, for models whose own is not recognised
     model_alias: Optional[str] = None  # the id /v1/models reports (default: the file name)
     max_tokens_default: int = 0      # a request without max_tokens: 0 = until the end of the turn or the context
