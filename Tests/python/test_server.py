@@ -211,6 +211,8 @@ def test_bad_requests_are_openai_400s(server, client):
         chat(client, [{"role": "user", "content": [
             {"type": "text", "text": "what is this?"},
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+    with pytest.raises(openai.BadRequestError):  # refused by the binding's own checks, on the generating thread
+        chat(client, stop=[f"s{i}" for i in range(65)], max_tokens=2)
     with pytest.raises(openai.BadRequestError) as e:  # longer than the context
         chat(client, [{"role": "user", "content": "word " * (N_CTX + 100)}])
     assert e.value.code == "context_length_exceeded"

@@ -91,6 +91,8 @@ class Job:
                 self.result, self.finish = e.text, "length"
             else:
                 self.error = e
+        except (TypeError, ValueError) as e:  # the binding's argument checks: the request's values are wrong
+            self.error = BadRequest(str(e))
         except BaseException as e:  # reported as a 500 without a stack trace
             self.error = e
         finally:
@@ -293,7 +295,8 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
             if job.error is not None:
                 err = job.error
                 status = getattr(err, "status", None)
-                kind = "invalid_request_error" if status in CLIENT_STATUSES else "server_error"
+                client_side = status in CLIENT_STATUSES or isinstance(err, BadRequest)
+                kind = "invalid_request_error" if client_side else "server_error"
                 msg = getattr(err, "message", None) or f"internal error ({type(err).__name__})"
                 yield f"data: {json.dumps(error_body(msg, kind))}\n\n"
             else:
