@@ -33,7 +33,14 @@ from ._capi import (CHAT_ADD_GENERATION_PROMPT, DETOKENIZE_SPECIAL, ERR_BUFFER_T
                     _LOG_CALLBACK, _MemoryEstimate, _ModelParams, _PROGRESS_CALLBACK, _SessionParams,
                     _TOKEN_CALLBACK, _TOKEN_INFO_CALLBACK, _TokenInfo, _TokenLogprob, _check, _lib, library_path,
                     version)
-from ._args import PathLike  # noqa: F401
+# the private helpers too, so code written against the single-file module (e.g. a block of extra Session methods
+# in a branch made before the split) still finds them here
+from ._args import (PathLike, _Handle, _I32, _U32, _bytes_arg, _cstr_arg, _float_arg, _int_arg,  # noqa: F401
+                    _int_array, _model_params, _path_arg, _session_params, _text_arg)
+from ._capi import _P, _i32p, _signatures, _sz, _szp  # noqa: F401
+from .chat import _chat_array, _chat_request, _needs_json, _take_tool_calls  # noqa: F401
+from .grammar import _schema_text  # noqa: F401
+from .session import _SigintToFlag  # noqa: F401
 from .chat import parse_tool_calls
 from .estimate import MemoryEstimate, estimate
 from .grammar import json_schema_to_grammar
