@@ -99,7 +99,9 @@ multiarch="$(dpkg-architecture -qDEB_HOST_MULTIARCH)"
 lib="/usr/lib/$multiarch/libmistral.so.0"
 E=(env -i PATH=/usr/bin:/bin HOME="$scratch")   # no Swift toolchain, no LD_LIBRARY_PATH, Debian's python3
 check "installed files in place" ls "$lib" "/usr/lib/$multiarch/libmistral.so" /usr/include/mistral.h \
-    "/usr/lib/$multiarch/pkgconfig/mistral.pc" /usr/bin/mistral /usr/lib/python3/dist-packages/mistral/__init__.py
+    "/usr/lib/$multiarch/pkgconfig/mistral.pc" /usr/bin/mistral /usr/lib/python3/dist-packages/mistral/__init__.py \
+    /usr/lib/python3/dist-packages/mistral/session.py /usr/lib/python3/dist-packages/mistral/server/app.py \
+    /usr/bin/mistral-server
 check "installed mistral.h is the source header" cmp /usr/include/mistral.h include/mistral.h
 check "pkg-config --modversion mistral = $hdr_version" \
     bash -c "test \"\$(${E[*]} pkg-config --modversion mistral)\" = '$hdr_version'"
@@ -139,5 +141,7 @@ check "python3-mistral honours MISTRAL_LIBRARY" bash -c \
     "${E[*]} MISTRAL_LIBRARY='$lib' python3 -c 'import mistral; assert mistral.library_path == \"$lib\", mistral.library_path; print(mistral.version())'"
 check "/usr/bin/mistral tokenize" bash -c \
     "${E[*]} /usr/bin/mistral tokenize -m '$model' 'Hello, world!' | tee /dev/stderr | grep -qF '[19556, 28, 905, 17]'"
+check "/usr/bin/mistral-server --help" bash -c \
+    "${E[*]} /usr/bin/mistral-server --help | tee /dev/stderr | grep -qF -- '--api-key'"
 cd "$root"
 finish

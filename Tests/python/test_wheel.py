@@ -66,6 +66,15 @@ def test_wheel_contents(venv):
         meta = z.read(next(n for n in names if n.endswith("dist-info/METADATA"))).decode()
         lib = z.read("mistral/libmistral.so")
     assert {"mistral/__init__.py", "mistral/py.typed", "mistral/libmistral.so"} <= names
+    package = os.path.join(ROOT, "bindings", "python")
+    modules = {os.path.relpath(os.path.join(d, n), package) for d, _, files in os.walk(os.path.join(package, "mistral"))
+               for n in files if n.endswith(".py")}
+    assert {"mistral/_capi.py", "mistral/session.py", "mistral/server/app.py"} <= modules
+    assert modules <= names  # every module of the split package, the server included
+    with zipfile.ZipFile(venv["wheel"]) as z:
+        entry = z.read(next(n for n in names if n.endswith("dist-info/entry_points.txt"))).decode()
+    assert "mistral-server = mistral.server.__main__:main" in entry
+    assert 'Requires-Dist: fastapi; extra == "server"' in meta
     assert any(n.endswith("dist-info/LICENSE") for n in names)
     assert "License: Apache-2.0" in meta and f"Version: {mistral.version()}" in meta
     assert venv["wheel"].name.endswith("-py3-none-linux_x86_64.whl")
@@ -88,6 +97,13 @@ def test_installed_wheel_works_without_swift(venv):
     # the bundled library needs no Swift runtime: ldd finds every dependency with the plain loader path
     ldd = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", "ldd", out["library"]], capture_output=True, text=True)
     assert "not found" not in ldd.stdout and "swift" not in ldd.stdout.lower()
+
+
+def test_installed_wheel_has_the_server_command(venv):
+    script = os.path.join(os.path.dirname(venv["python"]), "mistral-server")
+    r = subprocess.run(["env", "-i", "PATH=/usr/bin:/bin", script, "--help"], capture_output=True, text=True,
+                       timeout=120, cwd=venv["cwd"])
+    assert r.returncode == 0 and "--api-key" in r.stdout, r.stderr
 
 
 def test_mistral_library_overrides_the_bundled_one(venv):

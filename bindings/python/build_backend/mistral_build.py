@@ -2,8 +2,8 @@
 
 build_wheel builds libmistral.so with the Swift toolchain (`swift build -c release --product mistral` in the
 repository root; $SWIFT names the swift executable, else PATH, else /opt/swift/usr/bin/swift) — or takes the file
-named by $MISTRAL_PREBUILT_LIBRARY — and writes a wheel holding mistral/__init__.py, mistral/py.typed and
-mistral/libmistral.so. The module loads the bundled library unless $MISTRAL_LIBRARY names another one.
+named by $MISTRAL_PREBUILT_LIBRARY — and writes a wheel holding the package's modules (mistral/*.py,
+mistral/server/*.py), mistral/py.typed and mistral/libmistral.so, plus the `mistral-server` console script. The module loads the bundled library unless $MISTRAL_LIBRARY names another one.
 """
 import base64
 import hashlib
@@ -21,6 +21,19 @@ ROOT = os.path.dirname(os.path.dirname(PROJECT))      # the repository
 NAME = "libmistral"
 SUMMARY = ("Python bindings (ctypes) for libmistral, an inference engine for Mistral Small 3.1, "
            "with the library bundled")
+
+
+ENTRY_POINTS = "[console_scripts]\nmistral-server = mistral.server.__main__:main\n"
+
+
+def _package_modules():
+    """Every .py file of the package (sub-packages such as mistral/server included), as paths under PROJECT."""
+    out = []
+    for folder, dirs, names in os.walk(os.path.join(PROJECT, "mistral")):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(folder, PROJECT).replace(os.sep, "/")
+        out += [f"{rel}/{n}" for n in sorted(names) if n.endswith(".py")]
+    return out
 
 
 def _version():
@@ -68,6 +81,9 @@ def _metadata(version):
         "Classifier: Typing :: Typed",
         "Provides-Extra: numpy",
         "Requires-Dist: numpy; extra == \"numpy\"",
+        "Provides-Extra: server",
+        "Requires-Dist: fastapi; extra == \"server\"",
+        "Requires-Dist: uvicorn; extra == \"server\"",
         "Description-Content-Type: text/markdown",
         "",
         readme,
@@ -96,13 +112,15 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         raise RuntimeError(f"{library} is not an ELF shared library")
     dist_info = f"{NAME}-{version}.dist-info"
     files = []
-    with open(os.path.join(PROJECT, "mistral", "__init__.py"), "rb") as f:
-        files.append(("mistral/__init__.py", f.read(), 0o644))
+    for name in _package_modules():
+        with open(os.path.join(PROJECT, name), "rb") as f:
+            files.append((name, f.read(), 0o644))
     files.append(("mistral/py.typed", b"", 0o644))
     files.append(("mistral/libmistral.so", lib_bytes, 0o755))
     with open(os.path.join(ROOT, "LICENSE"), "rb") as f:
         files.append((f"{dist_info}/LICENSE", f.read(), 0o644))
     files.append((f"{dist_info}/METADATA", _metadata(version).encode(), 0o644))
+    files.append((f"{dist_info}/entry_points.txt", ENTRY_POINTS.encode(), 0o644))
     wheel = f"Wheel-Version: 1.0\nGenerator: mistral_build\nRoot-Is-Purelib: false\nTag: {_tag()}\n"
     files.append((f"{dist_info}/WHEEL", wheel.encode(), 0o644))
     record = [_record_line(name, data) for name, data, _ in files] + [f"{dist_info}/RECORD,,"]
