@@ -315,6 +315,7 @@ def tiny_client():
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
     proc = subprocess.Popen([sys.executable, "-m", "mistral.server", "--model", os.path.join(TINY, "tiny-s-f32.gguf"),
                              "--mmproj", os.path.join(TINY, "mmproj-tiny-s-f32.gguf"), "--port", str(port),
+                             "--image-dir", os.path.join(ROOT, "Tests", "Fixtures", "tiny-s"),
                              "--parallel", "2", "--n-ctx", "1024", "--threads", "1", "--log-level", "warning"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -364,3 +365,7 @@ def test_v7_image_as_data_url_and_path(tiny_client):
     assert by_path.choices[0].message.content == by_url.choices[0].message.content
     with pytest.raises(openai.BadRequestError):
         chat(tiny_client, [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "/no/such.png"}}]}])
+    # a path outside --image-dir is refused, even through ..
+    outside = os.path.join(ROOT, "Tests", "Fixtures", "tiny-s", "..", "..", "..", "README.md")
+    with pytest.raises(openai.BadRequestError, match="outside"):
+        chat(tiny_client, [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": outside}}]}])

@@ -22,6 +22,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", "-t", type=int, default=0, help="threads per session, at most (0 = library default)")
     p.add_argument("--kv-type", default="f16", choices=["f16", "f32", "q8_0"], help="KV cache type (default f16)")
     p.add_argument("--mmproj", default=None, help="vision projector GGUF for image inputs")
+    p.add_argument("--image-dir", default=None,
+                   help="accept image_url file paths inside this folder (default: only data: URLs)")
     p.add_argument("--chat-template", default=None,
                    help="built-in template (mistral-v7, mistral-v3, chatml) instead of the model's own")
     p.add_argument("--alias", default=None, help="model id reported by /v1/models (default: the file name)")
@@ -47,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .app import create_app
     settings = ServerSettings(model=args.model, host=args.host, port=args.port, api_key=args.api_key,
                               parallel=args.parallel, n_ctx=args.n_ctx, threads=args.threads, kv_type=args.kv_type,
-                              mmproj=args.mmproj, model_alias=args.alias,
+                              mmproj=args.mmproj, image_dir=args.image_dir, model_alias=args.alias,
                               chat_template=args.chat_template)
     try:
         app = create_app(settings)

@@ -334,7 +334,7 @@ def create_app(settings: ServerSettings, model: Optional[mistral.Model] = None) 
         tools = check_tools(req.tools)
         mode, forced_name = tool_choice_of(req.tool_choice, tools)
         # tools stay in the prompt under tool_choice "none" (the prefix others share); only calls are not parsed
-        messages, lib_tools = convert_messages(req.messages, tools, template)
+        messages, lib_tools = convert_messages(req.messages, tools, template, settings.image_dir)
         offered = tools if mode != "none" else None
         kw = sampling(req)
         if req.logprobs:

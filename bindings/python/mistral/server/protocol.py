@@ -29,8 +29,9 @@ def new_call_id() -> str:
     return "".join(random.choice(_ID_CHARS) for _ in range(9))
 
 
-def image_source(part: Dict[str, Any], where: str) -> Any:
-    """What mistral.Image.of takes for an image_url part: bytes of a data: URL, or a file path (file:// or plain)."""
+def image_source(part: Dict[str, Any], where: str, image_dir: Optional[str] = None) -> Any:
+    """What mistral.Image.of takes for an image_url part: bytes of a data: URL, or a file path (file:// or plain)
+    inside `image_dir` — None refuses paths, so a client cannot make the server open its files."""
     spec = part.get("image_url")
     url = spec.get("url") if isinstance(spec, dict) else spec
     if not isinstance(url, str) or not url:
@@ -46,12 +47,18 @@ def image_source(part: Dict[str, Any], where: str) -> Any:
     if url.startswith(("http://", "https://")):
         raise BadRequest(f"{where}: remote image URLs are not fetched; send a data: URL", param=where)
     path = url[len("file://"):] if url.startswith("file://") else url
-    if not os.path.isfile(path):
+    if image_dir is None:
+        raise BadRequest(f"{where}: image file paths are not accepted (the server was started without --image-dir); "
+                         "send a data: URL", param=where)
+    real, root = os.path.realpath(path), os.path.realpath(image_dir)
+    if os.path.commonpath([real, root]) != root:
+        raise BadRequest(f"{where}: {path} is outside the server's --image-dir", param=where)
+    if not os.path.isfile(real):
         raise BadRequest(f"{where}: no such image file: {path}", param=where)
-    return path
+    return real
 
 
-def _content(content: Any, where: str) -> Any:
+def _content(content: Any, where: str, image_dir: Optional[str]) -> Any:
     """Text, None, or a list of parts with image_url parts turned into the binding's {"type": "image"} parts."""
     if content is None or isinstance(content, str):
         return content
@@ -68,7 +75,7 @@ def _content(content: Any, where: str) -> Any:
                 raise BadRequest(f"{pw}.text must be a string", param=pw)
             parts.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
-            parts.append({"type": "image", "image": image_source(part, pw)})
+            parts.append({"type": "image", "image": image_source(part, pw, image_dir)})
         else:
             raise BadRequest(f"{pw}: unsupported content part type {kind!r}", param=pw)
     return parts
@@ -114,8 +121,8 @@ def check_tools(tools: Optional[List[Any]]) -> Optional[List[Dict[str, Any]]]:
     return out or None
 
 
-def convert_messages(messages: List[Any], tools: Optional[List[Dict[str, Any]]],
-                     template: Optional[str]) -> Tuple[List[Dict[str, Any]], Optional[List[Dict[str, Any]]]]:
+def convert_messages(messages: List[Any], tools: Optional[List[Dict[str, Any]]], template: Optional[str],
+                     image_dir: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[List[Dict[str, Any]]]]:
     """(messages, tools) as Session.chat takes them for this template. Templates without a tool format get the
     tools described in the system prompt, calls as <tool_call> text and results as user turns."""
     native = template in TOOL_TEMPLATES
@@ -128,7 +135,7 @@ def convert_messages(messages: List[Any], tools: Optional[List[Dict[str, Any]]],
         if role not in ("system", "developer", "user", "assistant", "tool"):
             raise BadRequest(f"{where}.role must be system, user, assistant or tool, got {role!r}", param=where)
         role = "system" if role == "developer" else role
-        content = _content(m.get("content"), where)
+        content = _content(m.get("content"), where, image_dir)
         calls = [_tool_call_dict(c, f"{where}.tool_calls[{k}]") for k, c in enumerate(m.get("tool_calls") or [])]
         if role == "tool" and not isinstance(m.get("tool_call_id"), str):
             raise BadRequest(f"{where}: a tool message needs tool_call_id", param=where)

@@ -17,6 +17,7 @@ class ServerSettings:
     n_ctx: int = 4096                # positions per session
     threads: int = 0                 # per session, at most this many (0 = the library's default)
     kv_type: str = "f16"
+    image_dir: Optional[str] = None  # image_url file paths are read only inside this folder (None: refused)
     mmproj: Optional[str] = None     # vision projector for GGUF models whose vision encoder is a separate file
     chat_template: Optional[str] = None  # a built-in template name, for models whose own is not recognised
     model_alias: Optional[str] = None  # the id /v1/models reports (default: the file name)
