@@ -3,6 +3,7 @@
 // projector (RMSNorm -> 2x2 patch merger -> linear -> GELU -> linear). One row comes out per [IMG] token.
 // All buffers are allocated when the encoder is made, sized for `maxPatches` patches per pass.
 import Glibc
+import MistralKernels
 
 public final class PixtralEncoder: @unchecked Sendable {  // one caller at a time; workers write disjoint slices
     public let weights: PixtralWeights
@@ -20,10 +21,14 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     let panelStride: Int
     let segments: UnsafeMutablePointer<(Int, Int)>
     let segmentGrid: UnsafeMutablePointer<(Int, Int)>  // (patch rows, patch cols) of each packed image
+    /// How the matmuls compute (f32 by default; see FloatGEMMCompute.visionDefault).
+    public let compute: FloatGEMMCompute
+    let gemmScratch: PackedGEMMScratch
     private var allocations: [UnsafeMutableRawPointer] = []
 
     /// `maxPatches` defaults to the largest image the config allows ((imageSize / patch)², rounded up to tokens).
-    public init(weights: PixtralWeights, pool: WorkerPool, maxPatches: Int? = nil) throws {
+    public init(weights: PixtralWeights, pool: WorkerPool, maxPatches: Int? = nil,
+                compute: FloatGEMMCompute = .visionDefault) throws {
         let c = weights.config
         let limit = maxPatches ?? c.maxPatchesPerImage
         guard limit >= c.mergeSize * c.mergeSize, limit <= 1 << 22 else {
@@ -32,15 +37,20 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         self.weights = weights
         self.maxPatches = limit
         self.pool = pool
+        self.compute = compute
         let d = c.hiddenSize, qd = c.nHead * c.headDim, wide = max(d, qd)
         let chunk = PixtralEncoder.rowChunk
         let patchCols = c.numChannels * c.patchSize * c.patchSize
         let maxCols = max(patchCols, wide, c.ffnSize, d * c.mergeSize * c.mergeSize, c.projectionDim)
         // The config (a file) sizes these buffers: refuse up front what the machine cannot hold.
-        let floats = Double(limit) * Double(7 * wide + c.headDim + 4 * pool.threadCount)
+        // The most activations any one matmul reads: the attention block's rows, the merger's, a row chunk's.
+        let gemmInput = max(limit * wide, chunk * max(c.ffnSize, c.projectionDim, patchCols))
+        let floats = PackedGEMMScratch.bytes(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount) / 4
+            + Double(limit) * Double(7 * wide + c.headDim + 4 * pool.threadCount)
             + Double(chunk) * Double(2 * c.ffnSize + c.projectionDim + patchCols)
             + Double(pool.threadCount) * Double(VisionGEMM.panelRows) * Double(maxCols)
         try MemoryBudget.ensure(bytes: 4 * floats, what: "the vision encoder's buffers for \(limit) patches")
+        gemmScratch = try PackedGEMMScratch(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount)
         var list: [UnsafeMutableRawPointer] = []
         func buffer(_ n: Int, _ what: String) throws -> UnsafeMutablePointer<Float> {
             let p = try allocateZeroed(Float.self, count: n, what: "vision \(what)")
@@ -78,8 +88,9 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         allocations = list
     }
 
-    public convenience init(weights: PixtralWeights, threads: Int, maxPatches: Int? = nil) throws {
-        try self.init(weights: weights, pool: WorkerPool(threadCount: threads), maxPatches: maxPatches)
+    public convenience init(weights: PixtralWeights, threads: Int, maxPatches: Int? = nil,
+                            compute: FloatGEMMCompute = .visionDefault) throws {
+        try self.init(weights: weights, pool: WorkerPool(threadCount: threads), maxPatches: maxPatches, compute: compute)
     }
 
     deinit { for p in allocations { free(p) } }
@@ -213,8 +224,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                             }
                         }
                     }
-                    VisionGEMM.multiply(w.patchConv, x: im2col, ldx: patchCols, n: cnt, y: x + (n + p0) * d, ldy: d,
-                                        pool: pool, panels: panels, panelStride: panelStride)
+                    gemm(w.patchConv, im2col, patchCols, cnt, x + (n + p0) * d, d)
                     p0 += cnt
                 }
             }
@@ -327,9 +337,13 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     }
 
     @inline(__always)
-    private func gemm(_ wm: WeightMatrix, _ xin: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+    private func gemm(_ wm: VisionMatrix, _ xin: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
                       _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-        VisionGEMM.multiply(wm, x: xin, ldx: ldx, n: n, y: y, ldy: ldy, pool: pool, panels: panels, panelStride: panelStride)
+        if let p = wm.panels(for: compute),
+           PackedFloatGEMM.multiply(p, x: xin, ldx: ldx, n: n, y: y, ldy: ldy, compute: compute, pool: pool,
+                                    scratch: gemmScratch) { return }
+        VisionGEMM.multiply(wm.matrix, x: xin, ldx: ldx, n: n, y: y, ldy: ldy, pool: pool, panels: panels,
+                            panelStride: panelStride)
     }
 
     /// Runs body(t) for t in 0..<n, split across the pool.
