@@ -4,6 +4,7 @@
 // All buffers are allocated when the encoder is made, sized for `maxPatches` patches per pass.
 import Glibc
 import MistralKernels
+import MistralKernelsAVX512
 
 public final class PixtralEncoder: @unchecked Sendable {  // one caller at a time; workers write disjoint slices
     public let weights: PixtralWeights
@@ -17,6 +18,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     let hb, hb2, projHidden, im2col: UnsafeMutablePointer<Float>
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
     let scores: UnsafeMutablePointer<Float>
+    let flashScratch: UnsafeMutablePointer<Float>
+    let flashScratchStride: Int
     let panels: UnsafeMutablePointer<Float>
     let panelStride: Int
     let segments: UnsafeMutablePointer<(Int, Int)>
@@ -46,7 +49,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         // The most activations any one matmul reads: the attention block's rows, the merger's, a row chunk's.
         let gemmInput = max(limit * wide, chunk * max(c.ffnSize, c.projectionDim, patchCols))
         let floats = PackedGEMMScratch.bytes(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount) / 4
-            + Double(limit) * Double(7 * wide + c.headDim + 4 * pool.threadCount)
+            + Double(limit) * Double(7 * wide + 4 * wide + c.headDim + 4 * pool.threadCount)
             + Double(chunk) * Double(2 * c.ffnSize + c.projectionDim + patchCols)
             + Double(pool.threadCount) * Double(VisionGEMM.panelRows) * Double(maxCols)
         try MemoryBudget.ensure(bytes: 4 * floats, what: "the vision encoder's buffers for \(limit) patches")
@@ -63,7 +66,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             q = try buffer(limit * wide, "queries")
             k = try buffer(limit * wide, "keys")
             v = try buffer(limit * wide, "values")
-            kh = try buffer(limit * wide, "per-head keys")
+            // Flash attention pads each image's keys to a multiple of 16 (at most 15 more per image).
+            kh = try buffer((limit + 16 * (limit / (c.mergeSize * c.mergeSize) + 1)) * wide, "per-head keys")
             vT = try buffer(limit * wide, "transposed values")
             hb = try buffer(chunk * c.ffnSize, "feed-forward activations")
             hb2 = try buffer(chunk * c.ffnSize, "feed-forward activations")
@@ -72,6 +76,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             ropeCos = try buffer(limit * c.headDim / 2, "rope table")
             ropeSin = try buffer(limit * c.headDim / 2, "rope table")
             scores = try buffer(pool.threadCount * 4 * limit, "attention scores")
+            flashScratchStride = FlashAttentionAVX512.scratchFloats(headDim: c.headDim)
+            flashScratch = try buffer(pool.threadCount * flashScratchStride, "attention tiles")
             panelStride = VisionGEMM.panelRows * maxCols
             panels = try buffer(pool.threadCount * panelStride, "weight panels")
             let segCount = limit / (c.mergeSize * c.mergeSize) + 1
@@ -247,6 +253,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         parallelRows(nTotal) { t in Ops.rmsNorm(x + t * d, w.lnPre, x + t * d, d, eps: c.normEps) }
 
         let interleaved = w.layout.ropeInterleaved
+        let flash = KernelDispatch.path == .avx512 && hd % 16 == 0
         let segs = UnsafePointer(segments)
         for layer in w.layers {
             // Attention block.
@@ -254,24 +261,11 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             gemm(layer.wq, xb, d, nTotal, q, qd)
             gemm(layer.wk, xb, d, nTotal, k, qd)
             gemm(layer.wv, xb, d, nTotal, v, qd)
-            parallelRows(nTotal) { t in
-                let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
-                var seg = 0
-                while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
-                let (start, len) = segs[seg]
-                for h in 0..<nh {
-                    Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    let key = k + t * qd + h * hd, value = v + t * qd + h * hd
-                    Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    // per image and head: keys as rows, values transposed (see VisionAttentionArgs)
-                    let block = start * qd + h * len * hd
-                    (kh + block + (t - start) * hd).update(from: key, count: hd)
-                    for e in 0..<hd { vT[block + e * len + (t - start)] = value[e] }
-                }
+            if flash {
+                attentionFlash(nTotal: nTotal, segCount: segCount, interleaved: interleaved)
+            } else {
+                attentionFull(nTotal: nTotal, segCount: segCount, interleaved: interleaved)
             }
-            VisionAttention.run(VisionAttentionArgs(
-                q: q, kh: kh, vT: vT, out: xb, scores: scores, scoreStride: maxPatches, nTotal: nTotal, qDim: qd,
-                headDim: hd, nHead: nh, segments: segs, segmentCount: segCount), pool: pool)
             gemm(layer.wo, xb, qd, nTotal, k, d)
             parallelRows(nTotal) { t in Ops.add(x + t * d, k + t * d, d) }
 
@@ -334,6 +328,92 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             r0 += cnt
         }
         return tokens
+    }
+
+    /// RoPE on q and k (once per position), keys transposed per image and head, values read in place; then tiled
+    /// flash attention over (image, head, 8-query tile) tasks: no score matrix beyond one 8 x 64 block per thread.
+    private func attentionFlash(nTotal: Int, segCount: Int, interleaved: Bool) {
+        let c = weights.config
+        let hd = c.headDim, nh = c.nHead, qd = nh * hd
+        let q = self.q, k = self.k, v = self.v, kT = self.kh, xb = self.xb
+        let ropeCos = self.ropeCos, ropeSin = self.ropeSin
+        let segs = UnsafePointer(segments)
+        // Key block of each image: images padded to 16 keys, so image s starts at qd * padStart[s].
+        var padStart = [Int](repeating: 0, count: segCount + 1)
+        for s in 0..<segCount { padStart[s + 1] = padStart[s] + (segs[s].1 + 15) / 16 * 16 }
+        padStart.withUnsafeBufferPointer { ps in
+            let padStarts = ps.baseAddress!
+            parallelRows(nTotal) { t in
+                let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
+                var seg = 0
+                while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
+                let start = segs[seg].0, ldk = padStarts[seg + 1] - padStarts[seg]
+                for h in 0..<nh {
+                    Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                    let key = k + t * qd + h * hd
+                    Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                    let dst = kT + padStarts[seg] * qd + h * hd * ldk + (t - start)
+                    for e in 0..<hd { dst[e * ldk] = key[e] }
+                }
+            }
+            let tile = FlashAttentionAVX512.queryTile
+            var tasks = 0
+            for s in 0..<segCount { tasks += (segs[s].1 + tile - 1) / tile * nh }
+            let total = tasks, threads = pool.threadCount
+            let scratch = flashScratch, stride = flashScratchStride
+            let scale = 1 / Float(hd).squareRoot()
+            pool.run { tid in
+                let range = WorkerPool.range(of: total, thread: tid, threads: threads)
+                guard !range.isEmpty else { return }
+                var base = 0
+                for s in 0..<segCount {
+                    let (start, len) = segs[s]
+                    let tiles = (len + tile - 1) / tile
+                    let count = tiles * nh
+                    let lo = max(range.lowerBound, base), hi = min(range.upperBound, base + count)
+                    if lo < hi {
+                        let ldk = padStarts[s + 1] - padStarts[s]
+                        for task in lo..<hi {
+                            let h = (task - base) / tiles, q0 = (task - base) % tiles * tile
+                            FlashAttentionAVX512.run(
+                                q: q + (start + q0) * qd + h * hd, ldq: qd, nq: min(tile, len - q0),
+                                kT: kT + padStarts[s] * qd + h * hd * ldk, ldk: ldk,
+                                v: v + start * qd + h * hd, ldv: qd, len: len, headDim: hd, scale: scale,
+                                out: xb + (start + q0) * qd + h * hd, ldo: qd, scratch: scratch + tid * stride)
+                        }
+                    }
+                    base += count
+                }
+            }
+        }
+    }
+
+    /// The full-softmax path (AVX2 / generic, and the flash kernel's reference): RoPE, keys and transposed values
+    /// per image and head, then VisionAttention.
+    private func attentionFull(nTotal: Int, segCount: Int, interleaved: Bool) {
+        let c = weights.config
+        let hd = c.headDim, nh = c.nHead, qd = nh * hd
+        let q = self.q, k = self.k, v = self.v, kh = self.kh, vT = self.vT
+        let ropeCos = self.ropeCos, ropeSin = self.ropeSin
+        let segs = UnsafePointer(segments)
+        parallelRows(nTotal) { t in
+            let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
+            var seg = 0
+            while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
+            let (start, len) = segs[seg]
+            for h in 0..<nh {
+                Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                let key = k + t * qd + h * hd, value = v + t * qd + h * hd
+                Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                // per image and head: keys as rows, values transposed (see VisionAttentionArgs)
+                let block = start * qd + h * len * hd
+                (kh + block + (t - start) * hd).update(from: key, count: hd)
+                for e in 0..<hd { vT[block + e * len + (t - start)] = value[e] }
+            }
+        }
+        VisionAttention.run(VisionAttentionArgs(
+            q: q, kh: kh, vT: vT, out: xb, scores: scores, scoreStride: maxPatches, nTotal: nTotal, qDim: qd,
+            headDim: hd, nHead: nh, segments: segs, segmentCount: segCount), pool: pool)
     }
 
     @inline(__always)
