@@ -100,7 +100,7 @@ public final class BF16Panels: @unchecked Sendable {  // immutable after init
 
 /// How the float GEMM of a caller computes: f32 activations against the bf16 weights (FMA, exact products), or
 /// activations rounded to bf16 per row and multiplied with vdpbf16ps (twice the throughput; each product then
-/// carries the activation's rounding error, |δ| <= 2^-9 relative).
+/// carries the activation's rounding error, |δ| <= 2^-8 relative: 8 significant bits).
 public enum FloatGEMMCompute: String, Sendable, CaseIterable {
     case f32, bf16
 }

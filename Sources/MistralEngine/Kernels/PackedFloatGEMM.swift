@@ -7,7 +7,7 @@ import Glibc
 
 extension FloatGEMMCompute {
     /// MISTRAL_VISION_COMPUTE=f32|bf16 if set, else f32: the exact mode is the default, so every fidelity bound
-    /// holds without a setting; bf16 trades ~2^-9 relative error per product for twice the throughput.
+    /// holds without a setting; bf16 trades <= 2^-8 relative error per product for twice the throughput.
     public static let visionDefault: FloatGEMMCompute = {
         guard let v = getenv("MISTRAL_VISION_COMPUTE"), let m = FloatGEMMCompute(rawValue: String(cString: v)) else {
             return .f32
@@ -22,14 +22,14 @@ extension FloatGEMMCompute {
 }
 
 /// Buffers one caller keeps for its packed GEMM calls (one call at a time).
-final class PackedGEMMScratch: @unchecked Sendable {
+public final class PackedGEMMScratch: @unchecked Sendable {
     let xb: UnsafeMutablePointer<UInt32>
     let xbWords: Int
     let pad: UnsafeMutablePointer<Float>
     let padStride: Int
 
     /// `activationFloats`: the most n x K of any call (bf16 activation pairs); `maxCols` the widest K.
-    init(activationFloats: Int, maxCols: Int, threads: Int) throws {
+    public init(activationFloats: Int, maxCols: Int, threads: Int) throws {
         xbWords = activationFloats / 2 + BF16Panels.rowBlock * maxCols
         padStride = BF16Panels.rowBlock * maxCols
         xb = try allocateZeroed(UInt32.self, count: xbWords, what: "bf16 activations")
@@ -51,11 +51,11 @@ final class PackedGEMMScratch: @unchecked Sendable {
     }
 }
 
-enum PackedFloatGEMM {
+public enum PackedFloatGEMM {
     /// y[t * ldy + r] = Σ_k W[r, k] · x[t * ldx + k] for t in 0..<n; false (nothing written) when the scratch is
     /// too small for this call, so the caller can take its unpacked path.
     @discardableResult
-    static func multiply(_ w: BF16Panels, x: UnsafePointer<Float>, ldx: Int, n: Int, y: UnsafeMutablePointer<Float>,
+    public static func multiply(_ w: BF16Panels, x: UnsafePointer<Float>, ldx: Int, n: Int, y: UnsafeMutablePointer<Float>,
                          ldy: Int, compute: FloatGEMMCompute, pool: WorkerPool, scratch: PackedGEMMScratch) -> Bool {
         guard n > 0 else { return true }
         let threads = pool.threadCount
