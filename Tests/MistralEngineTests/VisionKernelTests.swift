@@ -78,22 +78,23 @@ final class VisionKernelTests: XCTestCase {
             print("flash attention: no AVX-512 on this CPU, skipped (the full-softmax path runs instead)")
             return
         }
-        for (len, hd, nq) in [(1, 16, 1), (37, 64, 8), (130, 64, 5), (200, 16, 3), (64, 64, 8), (65, 32, 2)] {
+        for (len, hd, nq) in [(1, 16, 1), (37, 64, 16), (130, 64, 5), (200, 16, 3), (64, 64, 8), (65, 32, 2), (300, 64, 15)] {
             var rng = Rand(state: UInt64(len * 31 + hd * 7 + nq))
-            let ldq = hd * 3 + 16, ldv = hd * 2 + 16, ldk = (len + 15) / 16 * 16, ldo = hd + 16
+            let ldq = hd * 3 + 16, ldv = hd * 2 + 16, ldo = hd + 16
             let q = (0..<(nq * ldq)).map { _ in rng.next() * 4 }
-            // Pad columns hold garbage: the kernel must mask them.
-            let kT = (0..<(hd * ldk)).map { _ in rng.next() * 4 }
+            // Blocked keys; the pad keys of the last block hold garbage: the kernel must mask them.
+            let kT = (0..<(hd * FlashAttentionAVX512.paddedKeys(len))).map { _ in rng.next() * 4 }
+            func key(_ j: Int, _ e: Int) -> Float { kT[FlashAttentionAVX512.keyIndex(j, e, headDim: hd)] }
             let v = (0..<(len * ldv)).map { _ in rng.next() }
             var out = [Float](repeating: .nan, count: nq * ldo)
             var scratch = [Float](repeating: 0, count: FlashAttentionAVX512.scratchFloats(headDim: hd))
             let scale = 1 / Float(hd).squareRoot()
-            FlashAttentionAVX512.run(q: q, ldq: ldq, nq: nq, kT: kT, ldk: ldk, v: v, ldv: ldv, len: len, headDim: hd,
+            FlashAttentionAVX512.run(q: q, ldq: ldq, nq: nq, kT: kT, v: v, ldv: ldv, len: len, headDim: hd,
                                      scale: scale, out: &out, ldo: ldo, scratch: &scratch)
             for i in 0..<nq {
                 var s = [Double](repeating: 0, count: len)
                 for j in 0..<len {
-                    for e in 0..<hd { s[j] += Double(q[i * ldq + e]) * Double(kT[e * ldk + j]) }
+                    for e in 0..<hd { s[j] += Double(q[i * ldq + e]) * Double(key(j, e)) }
                     s[j] *= Double(scale)
                 }
                 let m = s.max() ?? 0

@@ -12,6 +12,9 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     public let maxPatches: Int
     let pool: WorkerPool
     static let rowChunk = 256
+    /// Key rows beyond maxPatches for flash attention's padding (up to 63 per image; 8 images of worst case).
+    static let keyPadding = 8 * FlashAttentionAVX512.keyBlock
+    var keyCapacity: Int { maxPatches + PixtralEncoder.keyPadding }
 
     // Activations: [maxPatches][width] rows.
     let x, xb, q, k, v, kh, vT: UnsafeMutablePointer<Float>
@@ -49,7 +52,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         // The most activations any one matmul reads: the attention block's rows, the merger's, a row chunk's.
         let gemmInput = max(limit * wide, chunk * max(c.ffnSize, c.projectionDim, patchCols))
         let floats = PackedGEMMScratch.bytes(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount) / 4
-            + Double(limit) * Double(7 * wide + 4 * wide + c.headDim + 4 * pool.threadCount)
+            + Double(limit + PixtralEncoder.keyPadding) * Double(wide) + Double(limit) * Double(6 * wide + c.headDim + 4 * pool.threadCount)
             + Double(chunk) * Double(2 * c.ffnSize + c.projectionDim + patchCols)
             + Double(pool.threadCount) * Double(VisionGEMM.panelRows) * Double(maxCols)
         try MemoryBudget.ensure(bytes: 4 * floats, what: "the vision encoder's buffers for \(limit) patches")
@@ -66,8 +69,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             q = try buffer(limit * wide, "queries")
             k = try buffer(limit * wide, "keys")
             v = try buffer(limit * wide, "values")
-            // Flash attention pads each image's keys to a multiple of 16 (at most 15 more per image).
-            kh = try buffer((limit + 16 * (limit / (c.mergeSize * c.mergeSize) + 1)) * wide, "per-head keys")
+            // Flash attention pads each image's keys to whole 64-key blocks; a pass packs images while they fit.
+            kh = try buffer((limit + PixtralEncoder.keyPadding) * wide, "per-head keys")
             vT = try buffer(limit * wide, "transposed values")
             hb = try buffer(chunk * c.ffnSize, "feed-forward activations")
             hb2 = try buffer(chunk * c.ffnSize, "feed-forward activations")
@@ -183,8 +186,11 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             // Pack consecutive images into one pass while they fit.
             var last = first + 1
             var total = patchCounts[first]
-            while last < images.count && total + patchCounts[last] <= maxPatches {
+            var keys = FlashAttentionAVX512.paddedKeys(patchCounts[first])
+            while last < images.count && total + patchCounts[last] <= maxPatches
+                    && keys + FlashAttentionAVX512.paddedKeys(patchCounts[last]) <= keyCapacity {
                 total += patchCounts[last]
+                keys += FlashAttentionAVX512.paddedKeys(patchCounts[last])
                 last += 1
             }
             written += forward(images[first..<last], out: out + written * c.projectionDim, trace: trace)
@@ -331,16 +337,16 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     }
 
     /// RoPE on q and k (once per position), keys transposed per image and head, values read in place; then tiled
-    /// flash attention over (image, head, 8-query tile) tasks: no score matrix beyond one 8 x 64 block per thread.
+    /// flash attention over (image, head, 16-query tile) tasks: no score matrix beyond one 16 x 64 block per thread.
     private func attentionFlash(nTotal: Int, segCount: Int, interleaved: Bool) {
         let c = weights.config
         let hd = c.headDim, nh = c.nHead, qd = nh * hd
         let q = self.q, k = self.k, v = self.v, kT = self.kh, xb = self.xb
         let ropeCos = self.ropeCos, ropeSin = self.ropeSin
         let segs = UnsafePointer(segments)
-        // Key block of each image: images padded to 16 keys, so image s starts at qd * padStart[s].
+        // Keys of each image: padded to whole key blocks, image s at qd * padStart[s], head h of it hd * ldk later.
         var padStart = [Int](repeating: 0, count: segCount + 1)
-        for s in 0..<segCount { padStart[s + 1] = padStart[s] + (segs[s].1 + 15) / 16 * 16 }
+        for s in 0..<segCount { padStart[s + 1] = padStart[s] + FlashAttentionAVX512.paddedKeys(segs[s].1) }
         padStart.withUnsafeBufferPointer { ps in
             let padStarts = ps.baseAddress!
             parallelRows(nTotal) { t in
@@ -352,8 +358,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                     Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
                     let key = k + t * qd + h * hd
                     Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    let dst = kT + padStarts[seg] * qd + h * hd * ldk + (t - start)
-                    for e in 0..<hd { dst[e * ldk] = key[e] }
+                    let dst = kT + padStarts[seg] * qd + h * hd * ldk
+                    for e in 0..<hd { dst[FlashAttentionAVX512.keyIndex(t - start, e, headDim: hd)] = key[e] }
                 }
             }
             let tile = FlashAttentionAVX512.queryTile
@@ -377,7 +383,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                             let h = (task - base) / tiles, q0 = (task - base) % tiles * tile
                             FlashAttentionAVX512.run(
                                 q: q + (start + q0) * qd + h * hd, ldq: qd, nq: min(tile, len - q0),
-                                kT: kT + padStarts[s] * qd + h * hd * ldk, ldk: ldk,
+                                kT: kT + padStarts[s] * qd + h * hd * ldk,
                                 v: v + start * qd + h * hd, ldv: qd, len: len, headDim: hd, scale: scale,
                                 out: xb + (start + q0) * qd + h * hd, ldo: qd, scratch: scratch + tid * stride)
                         }
