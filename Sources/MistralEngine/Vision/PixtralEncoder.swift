@@ -52,7 +52,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         // The most activations any one matmul reads: the attention block's rows, the merger's, a row chunk's.
         let gemmInput = max(limit * wide, chunk * max(c.ffnSize, c.projectionDim, patchCols))
         let floats = PackedGEMMScratch.bytes(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount) / 4
-            + Double(limit + PixtralEncoder.keyPadding) * Double(wide) + Double(limit) * Double(6 * wide + c.headDim + 4 * pool.threadCount)
+            + Double(limit + PixtralEncoder.keyPadding) * Double(2 * wide) + Double(limit) * Double(5 * wide + c.headDim + 4 * pool.threadCount)
             + Double(chunk) * Double(2 * c.ffnSize + c.projectionDim + patchCols)
             + Double(pool.threadCount) * Double(VisionGEMM.panelRows) * Double(maxCols)
         try MemoryBudget.ensure(bytes: 4 * floats, what: "the vision encoder's buffers for \(limit) patches")
@@ -71,7 +71,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             v = try buffer(limit * wide, "values")
             // Flash attention pads each image's keys to whole 64-key blocks; a pass packs images while they fit.
             kh = try buffer((limit + PixtralEncoder.keyPadding) * wide, "per-head keys")
-            vT = try buffer(limit * wide, "transposed values")
+            vT = try buffer((limit + PixtralEncoder.keyPadding) * wide, "per-head values")
             hb = try buffer(chunk * c.ffnSize, "feed-forward activations")
             hb2 = try buffer(chunk * c.ffnSize, "feed-forward activations")
             projHidden = try buffer(chunk * c.projectionDim, "projector activations")
@@ -336,12 +336,12 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         return tokens
     }
 
-    /// RoPE on q and k (once per position), keys transposed per image and head, values read in place; then tiled
+    /// RoPE on q and k (once per position), keys transposed and values copied per image and head; then tiled
     /// flash attention over (image, head, 16-query tile) tasks: no score matrix beyond one 16 x 64 block per thread.
     private func attentionFlash(nTotal: Int, segCount: Int, interleaved: Bool) {
         let c = weights.config
         let hd = c.headDim, nh = c.nHead, qd = nh * hd
-        let q = self.q, k = self.k, v = self.v, kT = self.kh, xb = self.xb
+        let q = self.q, k = self.k, v = self.v, kT = self.kh, vRows = self.vT, xb = self.xb
         let ropeCos = self.ropeCos, ropeSin = self.ropeSin
         let segs = UnsafePointer(segments)
         // Keys of each image: padded to whole key blocks, image s at qd * padStart[s], head h of it hd * ldk later.
@@ -360,6 +360,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                     Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
                     let dst = kT + padStarts[seg] * qd + h * hd * ldk
                     for e in 0..<hd { dst[FlashAttentionAVX512.keyIndex(t - start, e, headDim: hd)] = key[e] }
+                    // Values as contiguous rows per image and head: rows qd floats apart alias in L1.
+                    (vRows + padStarts[seg] * qd + h * hd * ldk + (t - start) * hd).update(from: v + t * qd + h * hd, count: hd)
                 }
             }
             let tile = FlashAttentionAVX512.queryTile
@@ -384,7 +386,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                             FlashAttentionAVX512.run(
                                 q: q + (start + q0) * qd + h * hd, ldq: qd, nq: min(tile, len - q0),
                                 kT: kT + padStarts[s] * qd + h * hd * ldk,
-                                v: v + start * qd + h * hd, ldv: qd, len: len, headDim: hd, scale: scale,
+                                v: vRows + padStarts[s] * qd + h * hd * ldk, ldv: hd, len: len, headDim: hd, scale: scale,
                                 out: xb + (start + q0) * qd + h * hd, ldo: qd, scratch: scratch + tid * stride)
                         }
                     }
