@@ -46,7 +46,7 @@ let package = Package(
         ),
         .executableTarget(name: "MistralCLI", dependencies: ["MistralEngine"], swiftSettings: kernelFlags),
         // Speed of the Pixtral encoder at real size (a benchmark, not a test): swift run -c release VisionBench
-        .executableTarget(name: "VisionBench", dependencies: ["MistralEngine"], path: "bench/VisionBench",
+        .executableTarget(name: "VisionBench", dependencies: ["MistralEngine", "MistralKernels"], path: "bench/VisionBench",
                           swiftSettings: kernelFlags),
         // Speed of each quantized kernel on each CPU path (a benchmark, not a test): swift run -c release KernelBench
         .executableTarget(name: "KernelBench", dependencies: ["MistralEngine", "MistralKernels"], path: "bench/KernelBench",

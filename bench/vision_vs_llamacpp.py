@@ -10,7 +10,7 @@ for Mistral Small 3.1's mmproj (general.architecture clip, clip.projector_type p
 2, v.* / mm.* tensors, v.token_embd.img_break), random N(0, 1/fan_in) f16 matrices: 24 layers, hidden 1024, 16 heads
 x 64, FFN 4096, patch 14, image_size 1540, projector to 5120. And text-5120.gguf, a 1-layer llama with n_embd 5120
 and a byte vocabulary, which llama-mtmd-cli needs beside the mmproj (its time is not counted: llama.cpp logs the
-image encode alone, "image slice encoded in N ms").
+image encode alone, "mtmd batch encoding done in N ms"; its warmup at load runs first, as in normal use).
 
 Runs A (libmistral: VisionBench on the same mmproj, its packed GEMM in bf16-compute mode unless --compute f32) and
 B (llama-mtmd-cli) interleaved, A B A B ..., best of --runs each, and prints seconds, image tokens, GFLOP/s of each
@@ -179,18 +179,18 @@ def run_libmistral(bench, mmproj, side, threads, compute):
 
 def run_llamacpp(cli, text, mmproj, png, threads):
     r = subprocess.run([cli, "-m", str(text), "--mmproj", str(mmproj), "--image", str(png), "-p", "describe",
-                        "-n", "1", "-t", str(threads), "--no-warmup", "-c", "8192", "-b", "2048", "-ub", "2048"],
+                        "-n", "1", "-t", str(threads), "-c", "8192", "-b", "2048", "-ub", "2048", "-v"],
                        capture_output=True, text=True)
     log = r.stdout + r.stderr
-    m = re.search(r"image slice encoded in (\d+) ms", log)
-    t = re.search(r"n_tokens\s*=\s*(\d+)|image tokens?\s*[:=]\s*(\d+)", log)
-    if not m:
+    # "mtmd batch encoding done in N ms" (the clip graph alone; the text decode of the rows is logged apart),
+    # "copying image 1/1 to input buffer (nx=504, ny=504)", "image_tokens->nx = 341" ([IMG] + [IMG_BREAK] rows)
+    m = re.search(r"(?:mtmd batch encoding done in|image slice encoded in) (\d+) ms", log)
+    g = re.search(r"input buffer \(nx=(\d+), ny=(\d+)\)", log)
+    t = re.search(r"image_tokens->nx = (\d+)", log)
+    if not m or not g:
         sys.exit("llama-mtmd-cli said:\n" + log[-4000:])
-    # the encoder's patch grid, from clip's log line "image_encode: ... nx x ny" when present, else from tokens
-    g = re.search(r"(\d+)x(\d+) patches|n_patches\s*=\s*(\d+)", log)
-    tokens = int(next(x for x in t.groups() if x)) if t else 0
-    patches = int(g.group(1)) * int(g.group(2)) if g and g.group(1) else (int(g.group(3)) if g else 0)
-    return float(m.group(1)) / 1000, patches, tokens, log
+    patches = (int(g.group(1)) // PATCH) * (int(g.group(2)) // PATCH)
+    return float(m.group(1)) / 1000, patches, int(t.group(1)) if t else 0, log
 
 
 def main():

@@ -5,6 +5,7 @@
 // picks the matmul mode (f32 by default). Prints VmHWM (peak resident memory) at the end.
 import Glibc
 import MistralEngine
+import MistralKernels
 
 func now() -> Double {
     var ts = timespec()
@@ -136,6 +137,19 @@ do {
         let attn = 4 * n * n * Double(d) * Double(layers)
         let proj = 2 * n / 4 * Double(4 * d * d + d * text + text * text) + 2 * n * Double(588 * d)
         let flops = gemm + attn + proj
+        if r == 0, getenv("VISION_BENCH_COMPARE") != nil {
+            // bf16-compute mode against f32 mode on the same image (the f32 run's time is not reported).
+            let other = try PixtralEncoder(weights: weights, threads: threads, maxPatches: patches,
+                                           compute: enc.compute == .f32 ? .bf16 : .f32)
+            let ref = try other.encode([pre])
+            let (f32Out, bf16Out) = enc.compute == .f32 ? (out, ref) : (ref, out)
+            var worst: Float = 0, scale: Float = 0, sq: Double = 0, sqRef: Double = 0
+            for i in 0..<f32Out.count {
+                worst = max(worst, abs(f32Out[i] - bf16Out[i])); scale = max(scale, abs(f32Out[i]))
+                sq += Double((f32Out[i] - bf16Out[i]) * (f32Out[i] - bf16Out[i])); sqRef += Double(f32Out[i] * f32Out[i])
+            }
+            print("bf16 vs f32 projector output: max |diff| \(worst) (max |f32| \(scale)), relative L2 \((sq / sqRef).squareRoot())")
+        }
         print("real-size encoder, \(side)x\(side) -> \(pre.width)x\(pre.height) (\(patches) patches, \(out.count / text) tokens), \(threads) threads, run \(r): preprocess \(String((t1 - t0) * 1e3)) ms, encode \(String(t3 - t2)) s, \(String(flops / (t3 - t2) / 1e9)) GFLOP/s (\(String(flops / 1e12)) TFLOP)")
     }
 } catch {

@@ -74,6 +74,9 @@ public final class PixtralWeights: @unchecked Sendable {  // immutable after ini
         try c.validate()
         self.keepAlive = keepAlive
         var owned: [UnsafeMutableRawPointer] = []
+        let mapped: [MappedFile] = keepAlive.compactMap {
+            ($0 as? SafetensorsFile)?.file ?? ($0 as? GGUFFile)?.file ?? ($0 as? MappedFile)
+        }
         func tensor(_ name: String) throws -> TensorRef {
             guard let t = tensors[name] else { throw MistralError.format("vision tensor '\(name)' is missing") }
             return t
@@ -87,7 +90,10 @@ public final class PixtralWeights: @unchecked Sendable {  // immutable after ini
             guard m.rowBytes * rows <= t.byteCount else {
                 throw MistralError.format("vision tensor '\(name)' is smaller than its shape says")
             }
-            return VisionMatrix(m, compute: compute)
+            let vm = VisionMatrix(m, compute: compute)
+            // The packed copy is what the kernels read: the file's pages go (re-read from the file if touched).
+            if vm.packed != nil { mapped.forEach { $0.dropPages(t.data, m.rowBytes * rows) } }
+            return vm
         }
         func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
             let out = try tensor(name).floatVector(n)
