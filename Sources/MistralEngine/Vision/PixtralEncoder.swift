@@ -225,7 +225,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                 var p0 = 0
                 while p0 < gh * gw {
                     let cnt = min(chunk, gh * gw - p0)
-                    for i in 0..<cnt {
+                    parallelRows(cnt) { i in
                         let py = (p0 + i) / gw, pxl = (p0 + i) % gw
                         var dst = im2col + i * patchCols
                         for ch in 0..<c.numChannels {
@@ -242,9 +242,10 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             }
             // 2-D rope angles: the first headDim/4 pairs turn with the patch row, the rest with the column.
             let quarter = hd / 4
-            for p in 0..<(gh * gw) {
+            let first = n
+            parallelRows(gh * gw) { p in
                 let row = Double(p / gw), col = Double(p % gw)
-                let cosP = ropeCos + (n + p) * (hd / 2), sinP = ropeSin + (n + p) * (hd / 2)
+                let cosP = ropeCos + (first + p) * (hd / 2), sinP = ropeSin + (first + p) * (hd / 2)
                 for j in 0..<(hd / 2) {
                     let freqIndex = j < quarter ? 2 * j : 2 * (j - quarter) + 1
                     let invFreq = Float(1.0 / pow(c.ropeTheta, Double(2 * freqIndex) / Double(hd)))
@@ -299,15 +300,15 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             let (start, _) = segments[s]
             let (gh, gw) = segmentGrid[s]
             let th = gh / m, tw = gw / m
-            for bi in 0..<th {
-                for bj in 0..<tw {
-                    let dst = q + (tokens + bi * tw + bj) * mm * d
-                    for ki in 0..<m {
-                        for kj in 0..<m {
-                            let src = xb + (start + (bi * m + ki) * gw + bj * m + kj) * d
-                            let off = ki * m + kj
-                            for ch in 0..<d { dst[ch * mm + off] = src[ch] }
-                        }
+            let base = tokens
+            parallelRows(th * tw) { tok in
+                let bi = tok / tw, bj = tok % tw
+                let dst = q + (base + tok) * mm * d
+                for ki in 0..<m {
+                    for kj in 0..<m {
+                        let src = xb + (start + (bi * m + ki) * gw + bj * m + kj) * d
+                        let off = ki * m + kj
+                        for ch in 0..<d { dst[ch * mm + off] = src[ch] }
                     }
                 }
             }
