@@ -21,9 +21,11 @@ let package = Package(
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
         // What the CPU supports (__builtin_cpu_supports, callable from C only).
         .systemLibrary(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
+        // AVX-512 BF16 intrinsics with integer-vector signatures (Swift cannot import __bf16 vector types).
+        .systemLibrary(name: "CBF16Intrinsics", path: "Sources/CBF16Intrinsics"),
         // Quantized matrix kernels: activation formats, plain-Swift references, AVX2; one file per (family, ISA).
         .target(name: "MistralKernels", dependencies: ["CCPUFeatures"], swiftSettings: kernelFlags),
-        .target(name: "MistralKernelsAVX512", dependencies: ["MistralKernels"], swiftSettings: avx512Flags),
+        .target(name: "MistralKernelsAVX512", dependencies: ["MistralKernels", "CBF16Intrinsics"], swiftSettings: avx512Flags),
         .target(name: "MistralEngine", dependencies: ["CImageCodecs", "MistralKernels", "MistralKernelsAVX512"],
                 swiftSettings: kernelFlags),
         .systemLibrary(name: "CMistralABI", path: "Sources/CMistralABI"),
@@ -44,7 +46,7 @@ let package = Package(
         ),
         .executableTarget(name: "MistralCLI", dependencies: ["MistralEngine"], swiftSettings: kernelFlags),
         // Speed of the Pixtral encoder at real size (a benchmark, not a test): swift run -c release VisionBench
-        .executableTarget(name: "VisionBench", dependencies: ["MistralEngine"], path: "bench/VisionBench",
+        .executableTarget(name: "VisionBench", dependencies: ["MistralEngine", "MistralKernels"], path: "bench/VisionBench",
                           swiftSettings: kernelFlags),
         // Speed of each quantized kernel on each CPU path (a benchmark, not a test): swift run -c release KernelBench
         .executableTarget(name: "KernelBench", dependencies: ["MistralEngine", "MistralKernels"], path: "bench/KernelBench",

@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 import MistralEngine
+import MistralKernels
 
 final class VisionTests: XCTestCase {
     static let cases = ["img1", "img2", "img3", "img1_img2"]
@@ -194,8 +195,24 @@ final class VisionTests: XCTestCase {
 
     // MARK: encoder
 
-    func checkEncoder(_ weights: PixtralWeights, tolerance: Float, label: String) throws {
-        let encoder = try PixtralEncoder(weights: weights, threads: 2)
+    /// The encoder on every CPU path the machine has (AVX-512: flash attention and the packed GEMM's zmm kernels;
+    /// AVX2: FMA kernels and the full-softmax attention; generic: the plain references) in f32 mode within
+    /// `tolerance` of transformers, and in bf16-compute mode within `bf16Tolerance` (where the CPU has AVX-512 BF16).
+    func checkEncoder(_ weights: PixtralWeights, tolerance: Float, label: String, bf16Tolerance: Float = 3e-2) throws {
+        defer { KernelDispatch.use(KernelPath.selected) }
+        let skipped = KernelPath.allCases.filter { !KernelPath.available.contains($0) }
+        if !skipped.isEmpty { print("vision \(label): paths this CPU lacks, skipped: \(skipped)") }
+        for path in KernelPath.available {
+            XCTAssertTrue(KernelDispatch.use(path))
+            for mode in FloatGEMMCompute.allCases where mode == .f32 || mode.effective == .bf16 {
+                try checkEncoder(weights, tolerance: mode == .f32 ? tolerance : bf16Tolerance,
+                                 label: "\(label) \(path) \(mode)", compute: mode)
+            }
+        }
+    }
+
+    func checkEncoder(_ weights: PixtralWeights, tolerance: Float, label: String, compute: FloatGEMMCompute) throws {
+        let encoder = try PixtralEncoder(weights: weights, threads: 2, compute: compute)
         for name in Self.cases {
             let pixels = try hfPixels(name)
             let grids = try promptGrids(name)

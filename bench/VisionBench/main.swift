@@ -1,8 +1,11 @@
 // Vision encoder timing: tiny-s per image, and a randomly initialised encoder of Mistral Small 3.1's real size
 // (24 layers, hidden 1024, 16 heads x 64, FFN 4096, patch 14, image_size 1540, projector to 5120) on one
-// image. Usage: vision-bench [threads=2] [side=1024] [fixtures=Tests/Fixtures] [repeat=1]
+// image. Usage: vision-bench [threads=2] [side=1024] [fixtures=Tests/Fixtures | - to skip tiny-s] [repeat=1]
+// [mmproj.gguf: time that file's encoder instead of the random bf16 checkpoint]. MISTRAL_VISION_COMPUTE=f32|bf16
+// picks the matmul mode (f32 by default). Prints VmHWM (peak resident memory) at the end.
 import Glibc
 import MistralEngine
+import MistralKernels
 
 func now() -> Double {
     var ts = timespec()
@@ -15,6 +18,7 @@ let threads = args.count > 1 ? Int(args[1]) ?? 2 : 2
 let side = args.count > 2 ? Int(args[2]) ?? 1024 : 1024
 let fixtures = args.count > 3 ? args[3] : "Tests/Fixtures"
 let repeats = args.count > 4 ? Int(args[4]) ?? 1 : 1
+let mmproj = args.count > 5 ? args[5] : nil
 
 func syntheticRGB(_ w: Int, _ h: Int) throws -> RGBImage {
     var px = [UInt8](repeating: 0, count: w * h * 3)
@@ -30,7 +34,7 @@ func syntheticRGB(_ w: Int, _ h: Int) throws -> RGBImage {
 
 // MARK: tiny-s
 
-do {
+if fixtures != "-" { do {
     let w = try PixtralWeights(path: fixtures + "/tiny-s/hf")
     let enc = try PixtralEncoder(weights: w, threads: threads)
     let rgb = try ImageFile.load(path: fixtures + "/tiny-s/reference/img3_200x150.png")
@@ -45,7 +49,7 @@ do {
     print("tiny-s img3 (\(pre.width)x\(pre.height), \((pre.width / 14) * (pre.height / 14)) patches), \(threads) threads: preprocess \(String((t1 - t0) * 1e3)) ms, encode \(String((t3 - t2) / Double(runs) * 1e3)) ms/image")
 } catch {
     print("tiny-s: \(error)")
-}
+} }
 
 // MARK: real size, random weights (bf16, as in the Hugging Face checkpoint)
 
@@ -106,12 +110,18 @@ do {
              ("multi_modal_projector.linear_2.weight", [text, text])]
     let path = "/tmp/pixtral-random-mistral-small-3.1.safetensors"
     let tw = now()
-    try writeRandomCheckpoint(path, list)
-    let st = try SafetensorsFile(path: path)
-    let config = VisionConfig(hiddenSize: d, nLayer: layers, nHead: heads, headDim: 64, ffnSize: ffn, patchSize: 14,
-                              imageSize: 1540, ropeTheta: 10000, mergeSize: 2, projectionDim: text)
-    let weights = try PixtralWeights(tensors: st.tensors, layout: .huggingFace(prefix: ""), config: config, keepAlive: [st])
-    print("real-size random checkpoint ready in \(String(now() - tw)) s")
+    let weights: PixtralWeights
+    if let mmproj {
+        weights = try PixtralWeights(path: mmproj)
+    } else {
+        try writeRandomCheckpoint(path, list)
+        let st = try SafetensorsFile(path: path)
+        let config = VisionConfig(hiddenSize: d, nLayer: layers, nHead: heads, headDim: 64, ffnSize: ffn, patchSize: 14,
+                                  imageSize: 1540, ropeTheta: 10000, mergeSize: 2, projectionDim: text)
+        weights = try PixtralWeights(tensors: st.tensors, layout: .huggingFace(prefix: ""), config: config, keepAlive: [st])
+    }
+    let config = weights.config
+    print("real-size weights (\(mmproj ?? "random bf16 checkpoint")) ready in \(String(now() - tw)) s")
     let rgb = try syntheticRGB(side, side)
     let t0 = now()
     let pre = try ImagePreprocessor.preprocess(rgb, config: config)
@@ -127,8 +137,31 @@ do {
         let attn = 4 * n * n * Double(d) * Double(layers)
         let proj = 2 * n / 4 * Double(4 * d * d + d * text + text * text) + 2 * n * Double(588 * d)
         let flops = gemm + attn + proj
+        if r == 0, getenv("VISION_BENCH_COMPARE") != nil {
+            // bf16-compute mode against f32 mode on the same image (the f32 run's time is not reported).
+            let other = try PixtralEncoder(weights: weights, threads: threads, maxPatches: patches,
+                                           compute: enc.compute == .f32 ? .bf16 : .f32)
+            let ref = try other.encode([pre])
+            let (f32Out, bf16Out) = enc.compute == .f32 ? (out, ref) : (ref, out)
+            var worst: Float = 0, scale: Float = 0, sq: Double = 0, sqRef: Double = 0
+            for i in 0..<f32Out.count {
+                worst = max(worst, abs(f32Out[i] - bf16Out[i])); scale = max(scale, abs(f32Out[i]))
+                sq += Double((f32Out[i] - bf16Out[i]) * (f32Out[i] - bf16Out[i])); sqRef += Double(f32Out[i] * f32Out[i])
+            }
+            print("bf16 vs f32 projector output: max |diff| \(worst) (max |f32| \(scale)), relative L2 \((sq / sqRef).squareRoot())")
+        }
         print("real-size encoder, \(side)x\(side) -> \(pre.width)x\(pre.height) (\(patches) patches, \(out.count / text) tokens), \(threads) threads, run \(r): preprocess \(String((t1 - t0) * 1e3)) ms, encode \(String(t3 - t2)) s, \(String(flops / (t3 - t2) / 1e9)) GFLOP/s (\(String(flops / 1e12)) TFLOP)")
     }
 } catch {
     print("real-size: \(error)")
+}
+
+// Peak resident memory of the whole run (weights, packed copies, encoder buffers).
+if let f = fopen("/proc/self/status", "r") {
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, f) != nil {
+        let s = String(cString: line)
+        if s.hasPrefix("VmHWM") { print("peak RSS (VmHWM):" + s.dropFirst(6).filter { $0 != "\n" }) }
+    }
+    fclose(f)
 }

@@ -3,6 +3,8 @@
 // projector (RMSNorm -> 2x2 patch merger -> linear -> GELU -> linear). One row comes out per [IMG] token.
 // All buffers are allocated when the encoder is made, sized for `maxPatches` patches per pass.
 import Glibc
+import MistralKernels
+import MistralKernelsAVX512
 
 public final class PixtralEncoder: @unchecked Sendable {  // one caller at a time; workers write disjoint slices
     public let weights: PixtralWeights
@@ -10,20 +12,29 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
     public let maxPatches: Int
     let pool: WorkerPool
     static let rowChunk = 256
+    /// Key rows beyond maxPatches for flash attention's padding (up to 63 per image; 8 images of worst case).
+    static let keyPadding = 8 * FlashAttentionAVX512.keyBlock
+    var keyCapacity: Int { maxPatches + PixtralEncoder.keyPadding }
 
     // Activations: [maxPatches][width] rows.
     let x, xb, q, k, v, kh, vT: UnsafeMutablePointer<Float>
     let hb, hb2, projHidden, im2col: UnsafeMutablePointer<Float>
     let ropeCos, ropeSin: UnsafeMutablePointer<Float>
     let scores: UnsafeMutablePointer<Float>
+    let flashScratch: UnsafeMutablePointer<Float>
+    let flashScratchStride: Int
     let panels: UnsafeMutablePointer<Float>
     let panelStride: Int
     let segments: UnsafeMutablePointer<(Int, Int)>
     let segmentGrid: UnsafeMutablePointer<(Int, Int)>  // (patch rows, patch cols) of each packed image
+    /// How the matmuls compute (f32 by default; see FloatGEMMCompute.visionDefault).
+    public let compute: FloatGEMMCompute
+    let gemmScratch: PackedGEMMScratch
     private var allocations: [UnsafeMutableRawPointer] = []
 
     /// `maxPatches` defaults to the largest image the config allows ((imageSize / patch)², rounded up to tokens).
-    public init(weights: PixtralWeights, pool: WorkerPool, maxPatches: Int? = nil) throws {
+    public init(weights: PixtralWeights, pool: WorkerPool, maxPatches: Int? = nil,
+                compute: FloatGEMMCompute = .visionDefault) throws {
         let c = weights.config
         let limit = maxPatches ?? c.maxPatchesPerImage
         guard limit >= c.mergeSize * c.mergeSize, limit <= 1 << 22 else {
@@ -32,15 +43,20 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         self.weights = weights
         self.maxPatches = limit
         self.pool = pool
+        self.compute = compute
         let d = c.hiddenSize, qd = c.nHead * c.headDim, wide = max(d, qd)
         let chunk = PixtralEncoder.rowChunk
         let patchCols = c.numChannels * c.patchSize * c.patchSize
         let maxCols = max(patchCols, wide, c.ffnSize, d * c.mergeSize * c.mergeSize, c.projectionDim)
         // The config (a file) sizes these buffers: refuse up front what the machine cannot hold.
-        let floats = Double(limit) * Double(7 * wide + c.headDim + 4 * pool.threadCount)
+        // The most activations any one matmul reads: the attention block's rows, the merger's, a row chunk's.
+        let gemmInput = max(limit * wide, chunk * max(c.ffnSize, c.projectionDim, patchCols))
+        let floats = PackedGEMMScratch.bytes(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount) / 4
+            + Double(limit + PixtralEncoder.keyPadding) * Double(2 * wide) + Double(limit) * Double(5 * wide + c.headDim + 4 * pool.threadCount)
             + Double(chunk) * Double(2 * c.ffnSize + c.projectionDim + patchCols)
             + Double(pool.threadCount) * Double(VisionGEMM.panelRows) * Double(maxCols)
         try MemoryBudget.ensure(bytes: 4 * floats, what: "the vision encoder's buffers for \(limit) patches")
+        gemmScratch = try PackedGEMMScratch(activationFloats: gemmInput, maxCols: maxCols, threads: pool.threadCount)
         var list: [UnsafeMutableRawPointer] = []
         func buffer(_ n: Int, _ what: String) throws -> UnsafeMutablePointer<Float> {
             let p = try allocateZeroed(Float.self, count: n, what: "vision \(what)")
@@ -53,8 +69,9 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             q = try buffer(limit * wide, "queries")
             k = try buffer(limit * wide, "keys")
             v = try buffer(limit * wide, "values")
-            kh = try buffer(limit * wide, "per-head keys")
-            vT = try buffer(limit * wide, "transposed values")
+            // Flash attention pads each image's keys to whole 64-key blocks; a pass packs images while they fit.
+            kh = try buffer((limit + PixtralEncoder.keyPadding) * wide, "per-head keys")
+            vT = try buffer((limit + PixtralEncoder.keyPadding) * wide, "per-head values")
             hb = try buffer(chunk * c.ffnSize, "feed-forward activations")
             hb2 = try buffer(chunk * c.ffnSize, "feed-forward activations")
             projHidden = try buffer(chunk * c.projectionDim, "projector activations")
@@ -62,6 +79,8 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             ropeCos = try buffer(limit * c.headDim / 2, "rope table")
             ropeSin = try buffer(limit * c.headDim / 2, "rope table")
             scores = try buffer(pool.threadCount * 4 * limit, "attention scores")
+            flashScratchStride = FlashAttentionAVX512.scratchFloats(headDim: c.headDim)
+            flashScratch = try buffer(pool.threadCount * flashScratchStride, "attention tiles")
             panelStride = VisionGEMM.panelRows * maxCols
             panels = try buffer(pool.threadCount * panelStride, "weight panels")
             let segCount = limit / (c.mergeSize * c.mergeSize) + 1
@@ -78,8 +97,9 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         allocations = list
     }
 
-    public convenience init(weights: PixtralWeights, threads: Int, maxPatches: Int? = nil) throws {
-        try self.init(weights: weights, pool: WorkerPool(threadCount: threads), maxPatches: maxPatches)
+    public convenience init(weights: PixtralWeights, threads: Int, maxPatches: Int? = nil,
+                            compute: FloatGEMMCompute = .visionDefault) throws {
+        try self.init(weights: weights, pool: WorkerPool(threadCount: threads), maxPatches: maxPatches, compute: compute)
     }
 
     deinit { for p in allocations { free(p) } }
@@ -166,8 +186,11 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             // Pack consecutive images into one pass while they fit.
             var last = first + 1
             var total = patchCounts[first]
-            while last < images.count && total + patchCounts[last] <= maxPatches {
+            var keys = FlashAttentionAVX512.paddedKeys(patchCounts[first])
+            while last < images.count && total + patchCounts[last] <= maxPatches
+                    && keys + FlashAttentionAVX512.paddedKeys(patchCounts[last]) <= keyCapacity {
                 total += patchCounts[last]
+                keys += FlashAttentionAVX512.paddedKeys(patchCounts[last])
                 last += 1
             }
             written += forward(images[first..<last], out: out + written * c.projectionDim, trace: trace)
@@ -202,7 +225,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                 var p0 = 0
                 while p0 < gh * gw {
                     let cnt = min(chunk, gh * gw - p0)
-                    for i in 0..<cnt {
+                    parallelRows(cnt) { i in
                         let py = (p0 + i) / gw, pxl = (p0 + i) % gw
                         var dst = im2col + i * patchCols
                         for ch in 0..<c.numChannels {
@@ -213,16 +236,16 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
                             }
                         }
                     }
-                    VisionGEMM.multiply(w.patchConv, x: im2col, ldx: patchCols, n: cnt, y: x + (n + p0) * d, ldy: d,
-                                        pool: pool, panels: panels, panelStride: panelStride)
+                    gemm(w.patchConv, im2col, patchCols, cnt, x + (n + p0) * d, d)
                     p0 += cnt
                 }
             }
             // 2-D rope angles: the first headDim/4 pairs turn with the patch row, the rest with the column.
             let quarter = hd / 4
-            for p in 0..<(gh * gw) {
+            let first = n
+            parallelRows(gh * gw) { p in
                 let row = Double(p / gw), col = Double(p % gw)
-                let cosP = ropeCos + (n + p) * (hd / 2), sinP = ropeSin + (n + p) * (hd / 2)
+                let cosP = ropeCos + (first + p) * (hd / 2), sinP = ropeSin + (first + p) * (hd / 2)
                 for j in 0..<(hd / 2) {
                     let freqIndex = j < quarter ? 2 * j : 2 * (j - quarter) + 1
                     let invFreq = Float(1.0 / pow(c.ropeTheta, Double(2 * freqIndex) / Double(hd)))
@@ -237,6 +260,7 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         parallelRows(nTotal) { t in Ops.rmsNorm(x + t * d, w.lnPre, x + t * d, d, eps: c.normEps) }
 
         let interleaved = w.layout.ropeInterleaved
+        let flash = KernelDispatch.path == .avx512 && hd % 16 == 0
         let segs = UnsafePointer(segments)
         for layer in w.layers {
             // Attention block.
@@ -244,24 +268,11 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             gemm(layer.wq, xb, d, nTotal, q, qd)
             gemm(layer.wk, xb, d, nTotal, k, qd)
             gemm(layer.wv, xb, d, nTotal, v, qd)
-            parallelRows(nTotal) { t in
-                let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
-                var seg = 0
-                while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
-                let (start, len) = segs[seg]
-                for h in 0..<nh {
-                    Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    let key = k + t * qd + h * hd, value = v + t * qd + h * hd
-                    Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
-                    // per image and head: keys as rows, values transposed (see VisionAttentionArgs)
-                    let block = start * qd + h * len * hd
-                    (kh + block + (t - start) * hd).update(from: key, count: hd)
-                    for e in 0..<hd { vT[block + e * len + (t - start)] = value[e] }
-                }
+            if flash {
+                attentionFlash(nTotal: nTotal, segCount: segCount, interleaved: interleaved)
+            } else {
+                attentionFull(nTotal: nTotal, segCount: segCount, interleaved: interleaved)
             }
-            VisionAttention.run(VisionAttentionArgs(
-                q: q, kh: kh, vT: vT, out: xb, scores: scores, scoreStride: maxPatches, nTotal: nTotal, qDim: qd,
-                headDim: hd, nHead: nh, segments: segs, segmentCount: segCount), pool: pool)
             gemm(layer.wo, xb, qd, nTotal, k, d)
             parallelRows(nTotal) { t in Ops.add(x + t * d, k + t * d, d) }
 
@@ -289,15 +300,15 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
             let (start, _) = segments[s]
             let (gh, gw) = segmentGrid[s]
             let th = gh / m, tw = gw / m
-            for bi in 0..<th {
-                for bj in 0..<tw {
-                    let dst = q + (tokens + bi * tw + bj) * mm * d
-                    for ki in 0..<m {
-                        for kj in 0..<m {
-                            let src = xb + (start + (bi * m + ki) * gw + bj * m + kj) * d
-                            let off = ki * m + kj
-                            for ch in 0..<d { dst[ch * mm + off] = src[ch] }
-                        }
+            let base = tokens
+            parallelRows(th * tw) { tok in
+                let bi = tok / tw, bj = tok % tw
+                let dst = q + (base + tok) * mm * d
+                for ki in 0..<m {
+                    for kj in 0..<m {
+                        let src = xb + (start + (bi * m + ki) * gw + bj * m + kj) * d
+                        let off = ki * m + kj
+                        for ch in 0..<d { dst[ch * mm + off] = src[ch] }
                     }
                 }
             }
@@ -326,10 +337,102 @@ public final class PixtralEncoder: @unchecked Sendable {  // one caller at a tim
         return tokens
     }
 
+    /// RoPE on q and k (once per position), keys transposed and values copied per image and head; then tiled
+    /// flash attention over (image, head, 16-query tile) tasks: no score matrix beyond one 16 x 64 block per thread.
+    private func attentionFlash(nTotal: Int, segCount: Int, interleaved: Bool) {
+        let c = weights.config
+        let hd = c.headDim, nh = c.nHead, qd = nh * hd
+        let q = self.q, k = self.k, v = self.v, kT = self.kh, vRows = self.vT, xb = self.xb
+        let ropeCos = self.ropeCos, ropeSin = self.ropeSin
+        let segs = UnsafePointer(segments)
+        // Keys of each image: padded to whole key blocks, image s at qd * padStart[s], head h of it hd * ldk later.
+        var padStart = [Int](repeating: 0, count: segCount + 1)
+        for s in 0..<segCount { padStart[s + 1] = padStart[s] + FlashAttentionAVX512.paddedKeys(segs[s].1) }
+        padStart.withUnsafeBufferPointer { ps in
+            let padStarts = ps.baseAddress!
+            parallelRows(nTotal) { t in
+                let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
+                var seg = 0
+                while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
+                let start = segs[seg].0, ldk = padStarts[seg + 1] - padStarts[seg]
+                for h in 0..<nh {
+                    Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                    let key = k + t * qd + h * hd
+                    Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                    let dst = kT + padStarts[seg] * qd + h * hd * ldk
+                    for e in 0..<hd { dst[FlashAttentionAVX512.keyIndex(t - start, e, headDim: hd)] = key[e] }
+                    // Values as contiguous rows per image and head: rows qd floats apart alias in L1.
+                    (vRows + padStarts[seg] * qd + h * hd * ldk + (t - start) * hd).update(from: v + t * qd + h * hd, count: hd)
+                }
+            }
+            let tile = FlashAttentionAVX512.queryTile
+            var tasks = 0
+            for s in 0..<segCount { tasks += (segs[s].1 + tile - 1) / tile * nh }
+            let total = tasks, threads = pool.threadCount
+            let scratch = flashScratch, stride = flashScratchStride
+            let scale = 1 / Float(hd).squareRoot()
+            pool.run { tid in
+                let range = WorkerPool.range(of: total, thread: tid, threads: threads)
+                guard !range.isEmpty else { return }
+                var base = 0
+                for s in 0..<segCount {
+                    let (start, len) = segs[s]
+                    let tiles = (len + tile - 1) / tile
+                    let count = tiles * nh
+                    let lo = max(range.lowerBound, base), hi = min(range.upperBound, base + count)
+                    if lo < hi {
+                        let ldk = padStarts[s + 1] - padStarts[s]
+                        for task in lo..<hi {
+                            let h = (task - base) / tiles, q0 = (task - base) % tiles * tile
+                            FlashAttentionAVX512.run(
+                                q: q + (start + q0) * qd + h * hd, ldq: qd, nq: min(tile, len - q0),
+                                kT: kT + padStarts[s] * qd + h * hd * ldk,
+                                v: vRows + padStarts[s] * qd + h * hd * ldk, ldv: hd, len: len, headDim: hd, scale: scale,
+                                out: xb + (start + q0) * qd + h * hd, ldo: qd, scratch: scratch + tid * stride)
+                        }
+                    }
+                    base += count
+                }
+            }
+        }
+    }
+
+    /// The full-softmax path (AVX2 / generic, and the flash kernel's reference): RoPE, keys and transposed values
+    /// per image and head, then VisionAttention.
+    private func attentionFull(nTotal: Int, segCount: Int, interleaved: Bool) {
+        let c = weights.config
+        let hd = c.headDim, nh = c.nHead, qd = nh * hd
+        let q = self.q, k = self.k, v = self.v, kh = self.kh, vT = self.vT
+        let ropeCos = self.ropeCos, ropeSin = self.ropeSin
+        let segs = UnsafePointer(segments)
+        parallelRows(nTotal) { t in
+            let cosT = UnsafePointer(ropeCos + t * (hd / 2)), sinT = UnsafePointer(ropeSin + t * (hd / 2))
+            var seg = 0
+            while seg + 1 < segCount && t >= segs[seg + 1].0 { seg += 1 }
+            let (start, len) = segs[seg]
+            for h in 0..<nh {
+                Ops.rope(q + t * qd + h * hd, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                let key = k + t * qd + h * hd, value = v + t * qd + h * hd
+                Ops.rope(key, cos: cosT, sin: sinT, rotDim: hd, interleaved: interleaved)
+                // per image and head: keys as rows, values transposed (see VisionAttentionArgs)
+                let block = start * qd + h * len * hd
+                (kh + block + (t - start) * hd).update(from: key, count: hd)
+                for e in 0..<hd { vT[block + e * len + (t - start)] = value[e] }
+            }
+        }
+        VisionAttention.run(VisionAttentionArgs(
+            q: q, kh: kh, vT: vT, out: xb, scores: scores, scoreStride: maxPatches, nTotal: nTotal, qDim: qd,
+            headDim: hd, nHead: nh, segments: segs, segmentCount: segCount), pool: pool)
+    }
+
     @inline(__always)
-    private func gemm(_ wm: WeightMatrix, _ xin: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
+    private func gemm(_ wm: VisionMatrix, _ xin: UnsafePointer<Float>, _ ldx: Int, _ n: Int,
                       _ y: UnsafeMutablePointer<Float>, _ ldy: Int) {
-        VisionGEMM.multiply(wm, x: xin, ldx: ldx, n: n, y: y, ldy: ldy, pool: pool, panels: panels, panelStride: panelStride)
+        if let p = wm.panels(for: compute),
+           PackedFloatGEMM.multiply(p, x: xin, ldx: ldx, n: n, y: y, ldy: ldy, compute: compute, pool: pool,
+                                    scratch: gemmScratch) { return }
+        VisionGEMM.multiply(wm.matrix, x: xin, ldx: ldx, n: n, y: y, ldy: ldy, pool: pool, panels: panels,
+                            panelStride: panelStride)
     }
 
     /// Runs body(t) for t in 0..<n, split across the pool.

@@ -3,6 +3,7 @@
 // (`vision_encoder.*`, `patch_merger.*`, `pre_mm_projector_norm`, `vision_language_adapter.*`) or llama.cpp's
 // mmproj GGUF (`v.*`, `mm.*`).
 import Glibc
+import MistralKernels
 
 /// Which checkpoint key layout the tensors use.
 public enum PixtralLayout: Sendable, Equatable {
@@ -19,40 +20,68 @@ public enum PixtralLayout: Sendable, Equatable {
     }
 }
 
+/// One encoder matrix: the file's tensor, and its copy in the packed GEMM's layout made once at load (exact for
+/// bf16 files; for f16/f32 files only when the bf16-compute mode is the default, else those keep the old path).
+struct VisionMatrix: @unchecked Sendable {
+    let matrix: WeightMatrix
+    let packed: BF16Panels?
+
+    init(_ m: WeightMatrix, compute: FloatGEMMCompute) {
+        matrix = m
+        let exact = m.type == .bf16
+        guard exact || (compute == .bf16 && [.f32, .f16].contains(m.type)) else {
+            packed = nil
+            return
+        }
+        packed = BF16Panels(rows: m.rows, cols: m.cols, exact: exact) { r, row in m.dequantizeRow(r, into: row) }
+    }
+
+    /// The packed copy the kernels may use in `compute` mode (f32 mode needs an exact one).
+    func panels(for compute: FloatGEMMCompute) -> BF16Panels? {
+        guard let p = packed, p.exact || compute == .bf16 else { return nil }
+        return p
+    }
+}
+
 struct PixtralLayerWeights: @unchecked Sendable {  // pointers into memory owned by PixtralWeights / its files
     let attnNorm: UnsafePointer<Float>
-    let wq, wk, wv, wo: WeightMatrix
+    let wq, wk, wv, wo: VisionMatrix
     let ffnNorm: UnsafePointer<Float>
-    let gate, up, down: WeightMatrix
+    let gate, up, down: VisionMatrix
 }
 
 public final class PixtralWeights: @unchecked Sendable {  // immutable after init
     public let config: VisionConfig
     public let layout: PixtralLayout
     /// The patch convolution as a matrix: hidden rows of channels x patch x patch inputs (c, y, x order).
-    let patchConv: WeightMatrix
+    let patchConv: VisionMatrix
     let lnPre: UnsafePointer<Float>
     let layers: [PixtralLayerWeights]
     let projectorNorm: UnsafePointer<Float>
-    let merger: WeightMatrix
-    let linear1: WeightMatrix
-    let linear2: WeightMatrix
+    let merger: VisionMatrix
+    let linear1: VisionMatrix
+    let linear2: VisionMatrix
     /// llama.cpp's mmproj carries the text model's [IMG_BREAK] embedding row (`v.token_embd.img_break`).
     public let imageBreakEmbedding: [Float]?
     private var owned: [UnsafeMutableRawPointer] = []
     private let keepAlive: [AnyObject]
 
     /// Binds `tensors` (ggml-order shapes) named as `layout` says, checking every shape against `config`.
+    /// `compute`: the mode the encoders made from these weights will default to (decides which f16/f32 matrices
+    /// get a packed bf16 copy).
     public init(tensors: [String: TensorRef], layout: PixtralLayout, config c: VisionConfig,
-                keepAlive: [AnyObject] = []) throws {
+                keepAlive: [AnyObject] = [], compute: FloatGEMMCompute = .visionDefault) throws {
         try c.validate()
         self.keepAlive = keepAlive
         var owned: [UnsafeMutableRawPointer] = []
+        let mapped: [MappedFile] = keepAlive.compactMap {
+            ($0 as? SafetensorsFile)?.file ?? ($0 as? GGUFFile)?.file ?? ($0 as? MappedFile)
+        }
         func tensor(_ name: String) throws -> TensorRef {
             guard let t = tensors[name] else { throw MistralError.format("vision tensor '\(name)' is missing") }
             return t
         }
-        func matrix(_ name: String, cols: Int, rows: Int) throws -> WeightMatrix {
+        func matrix(_ name: String, cols: Int, rows: Int) throws -> VisionMatrix {
             let t = try tensor(name)
             guard t.shape == [cols, rows] || (t.shape.count == 4 && t.shape.reduce(1, *) == cols * rows) else {
                 throw MistralError.format("vision tensor '\(name)' has shape \(t.shape), expected [\(cols), \(rows)]")
@@ -61,7 +90,10 @@ public final class PixtralWeights: @unchecked Sendable {  // immutable after ini
             guard m.rowBytes * rows <= t.byteCount else {
                 throw MistralError.format("vision tensor '\(name)' is smaller than its shape says")
             }
-            return m
+            let vm = VisionMatrix(m, compute: compute)
+            // The packed copy is what the kernels read: the file's pages go (re-read from the file if touched).
+            if vm.packed != nil { mapped.forEach { $0.dropPages(t.data, m.rowBytes * rows) } }
+            return vm
         }
         func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
             let out = try tensor(name).floatVector(n)
