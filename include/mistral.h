@@ -122,7 +122,17 @@ typedef struct mistral_model_params {
     int32_t max_batch_sessions; /* (since 0.4) at most this many sessions' concurrent steps are evaluated as one
                                    batch (see "Batching" below); 1 = no batching, concurrent sessions take turns on
                                    the pool. 1...256, default 16 */
+    int32_t vision_compute;     /* (since 0.4) MISTRAL_VISION_COMPUTE_*: how the vision encoder's matmuls compute.
+                                   Default MISTRAL_VISION_COMPUTE_DEFAULT */
 } mistral_model_params;
+
+/* mistral_model_params.vision_compute. F32: f32 products against the weights (the vision encoder matches
+ * transformers to ~1e-5). BF16: activations rounded to bf16 and AVX-512 BF16 vdpbf16ps where the CPU has it (about
+ * twice as fast; every output within 2^-8 * sum|x*w| of F32; CPUs without it compute as F32). DEFAULT: F32 unless
+ * the environment variable MISTRAL_VISION_COMPUTE=bf16 says otherwise. */
+#define MISTRAL_VISION_COMPUTE_DEFAULT 0
+#define MISTRAL_VISION_COMPUTE_F32 1
+#define MISTRAL_VISION_COMPUTE_BF16 2
 
 MISTRAL_API void mistral_model_params_init(mistral_model_params *params);
 

@@ -9,7 +9,8 @@ public func mistral_model_params_init(_ params: UnsafeMutablePointer<mistral_mod
     params.pointee = mistral_model_params(struct_size: MemoryLayout<mistral_model_params>.size, vocab_only: 0,
                                           weight_type: MISTRAL_WEIGHTS_AS_STORED, tokenizer_path: nil, mmproj_path: nil,
                                           progress_callback: nil, progress_user_data: nil, n_threads: 0,
-                                          max_batch_sessions: Int32(ModelLoadOptions().maxBatchSessions))
+                                          max_batch_sessions: Int32(ModelLoadOptions().maxBatchSessions),
+                                          vision_compute: MISTRAL_VISION_COMPUTE_DEFAULT)
 }
 
 @_cdecl("mistral_model_load")
@@ -40,6 +41,12 @@ func loadOptions(_ params: UnsafePointer<mistral_model_params>?) throws -> Model
     }
     options.threads = Int(p.n_threads)
     options.maxBatchSessions = Int(p.max_batch_sessions)
+    switch p.vision_compute {
+    case MISTRAL_VISION_COMPUTE_DEFAULT: break
+    case MISTRAL_VISION_COMPUTE_F32: options.visionCompute = .f32
+    case MISTRAL_VISION_COMPUTE_BF16: options.visionCompute = .bf16
+    default: throw invalid("vision_compute \(p.vision_compute) is not one of MISTRAL_VISION_COMPUTE_*")
+    }
     if let callback = p.progress_callback {
         let target = ProgressTarget(callback: callback, userData: p.progress_user_data)
         options.progress = { fraction in target.callback(Float(fraction), target.userData) == 0 }

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import MistralKernels
 
 // A loaded model: its tokenizer and (unless loaded vocab-only) its decoder weights, from any supported format.
 // Immutable after load, so one model can serve many sessions on many threads.
@@ -21,6 +22,9 @@ public struct ModelLoadOptions: Sendable {
     public var threads = 0
     /// Sessions whose concurrent steps are evaluated together as one batch, at most (1: none; they take turns).
     public var maxBatchSessions = 16
+    /// How the vision encoder's matmuls compute: f32 (the default: transformers' outputs to ~1e-5) or bf16
+    /// (vdpbf16ps where the CPU has it, about twice as fast; see FloatGEMMCompute).
+    public var visionCompute = FloatGEMMCompute.visionDefault
     public init(vocabOnly: Bool = false, tokenizerPath: String? = nil, convertTo: GGMLType? = nil) {
         self.vocabOnly = vocabOnly
         self.tokenizerPath = tokenizerPath
@@ -39,6 +43,8 @@ public final class Model: Sendable {
     public let chatTemplate: ChatTemplate?
     /// The Pixtral vision encoder and projector, when the checkpoint has one (not loaded vocab-only).
     public let vision: PixtralWeights?
+    /// The vision encoder's compute mode (ModelLoadOptions.visionCompute).
+    public let visionCompute: FloatGEMMCompute
     /// How images are cut into tokens (also known to vocab-only loads of multimodal checkpoints).
     public let visionConfig: VisionConfig?
     /// The worker pool and continuous-batching scheduler every session of this model runs its forward steps
@@ -83,6 +89,7 @@ public final class Model: Sendable {
             throw MistralError.invalid("max_batch_sessions must be in 1...256, got \(o.maxBatchSessions)")
         }
         self.path = path
+        visionCompute = o.visionCompute
         let progress = LoadProgress(o.progress)
         try progress.start()
         let explicitTokenizer = try o.tokenizerPath.map { try TekkenTokenizer.load(path: $0) as any Tokenizer }
@@ -109,7 +116,7 @@ public final class Model: Sendable {
                 try gguf.file.prefetch(ranges: w.inPlaceRanges, progress: progress)
                 weights = w
                 arch = config.arch
-                vision = try mmproj.map { try PixtralWeights(gguf: $0) }
+                vision = try mmproj.map { try PixtralWeights(gguf: $0, compute: o.visionCompute) }
             }
         case .huggingFace(let folder):
             format = "huggingface"
@@ -128,7 +135,7 @@ public final class Model: Sendable {
                                            keepAlive: owners, convertTo: o.convertTo, progress: progress)
                 vision = try visionConfig.map {
                     try PixtralWeights(tensors: tensors, layout: PixtralWeights.huggingFaceLayout(tensors), config: $0,
-                                       keepAlive: owners)
+                                       keepAlive: owners, compute: o.visionCompute)
                 }
             }
         case .native(let folder):
@@ -147,7 +154,8 @@ public final class Model: Sendable {
                 weights = try LlamaWeights(tensors: st.tensors, names: .native, config: config, keepAlive: [st],
                                            convertTo: o.convertTo, progress: progress)
                 vision = try visionConfig.map {
-                    try PixtralWeights(tensors: st.tensors, layout: .native, config: $0, keepAlive: [st])
+                    try PixtralWeights(tensors: st.tensors, layout: .native, config: $0, keepAlive: [st],
+                                       compute: o.visionCompute)
                 }
             }
         case .tekkenJSON(let p):
@@ -219,7 +227,8 @@ public final class Model: Sendable {
         guard let v = vision else { throw Model.noVision }
         let n = threads > 0 ? threads : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         let encoder = try PixtralEncoder(weights: v, threads: n,
-                                         maxPatches: pixels.map { $0.width * $0.height / (v.config.patchSize * v.config.patchSize) }.max())
+                                         maxPatches: pixels.map { $0.width * $0.height / (v.config.patchSize * v.config.patchSize) }.max(),
+                                         compute: visionCompute)
         return try encoder.encode(pixels)
     }
 }

@@ -197,13 +197,13 @@ public final class PixtralWeights: @unchecked Sendable {  // immutable after ini
     }
 
     /// Binds an mmproj GGUF file (llama.cpp's clip layout, projector type pixtral).
-    public convenience init(gguf g: GGUFFile) throws {
+    public convenience init(gguf g: GGUFFile, compute: FloatGEMMCompute = .visionDefault) throws {
         let config = try VisionConfig.fromGGUF(g)
         var refs: [String: TensorRef] = [:]
         for (name, t) in g.tensors {
             refs[name] = TensorRef(name: name, shape: t.shape, type: t.type, data: g.data(t), byteCount: t.byteCount)
         }
-        try self.init(tensors: refs, layout: .gguf, config: config, keepAlive: [g])
+        try self.init(tensors: refs, layout: .gguf, config: config, keepAlive: [g], compute: compute)
     }
 
     /// The Hugging Face key prefix in use: legacy (`vision_tower.*`) or transformers 5 (`model.vision_tower.*`).

@@ -55,7 +55,7 @@ class _ModelParams(ctypes.Structure):
                 ("tokenizer_path", ctypes.c_char_p), ("mmproj_path", ctypes.c_char_p),
                 ("progress_callback", _PROGRESS_CALLBACK), ("progress_user_data", ctypes.c_void_p),
                 # since 0.4 (shared thread pool, batching)
-                ("n_threads", ctypes.c_int32), ("max_batch_sessions", ctypes.c_int32)]
+                ("n_threads", ctypes.c_int32), ("max_batch_sessions", ctypes.c_int32), ("vision_compute", ctypes.c_int32)]
 
 
 class _MemoryEstimate(ctypes.Structure):
@@ -109,6 +109,7 @@ _LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c
 _TOKEN_INFO_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_TokenInfo), ctypes.c_void_p)
 GENERATE_LOGPROBS = 8
 GENERATE_CONTEXT_SHIFT = 16
+VISION_COMPUTE = {None: 0, "f32": 1, "bf16": 2}
 
 
 class _BatchStats(ctypes.Structure):
