@@ -57,11 +57,7 @@ public enum Interleave {
                     let out = dst + g &* 16 &* rowBytes + b &* 16 &* bytes
                     for r in 0..<16 {
                         let blk = src + (g &* 16 &+ r) &* rowBytes + b &* bytes
-                        switch type {
-                        case .q4_K: q4KBlock(blk, lane: r, group: out, toGroup: true)
-                        case .q5_K: q5KBlock(blk, lane: r, group: out, toGroup: true)
-                        default: q6KBlock(blk, lane: r, group: out, toGroup: true)
-                        }
+                        kBlock(type, blk, lane: r, group: out, toGroup: true)
                     }
                 }
             }
@@ -128,11 +124,7 @@ public enum Interleave {
         let grp = data + (r / 16) &* 16 &* rowBytes + b &* 16 &* bytes
         if type == .q4_K || type == .q5_K || type == .q6_K {
             let g = UnsafeMutableRawPointer(mutating: grp)
-            switch type {
-            case .q4_K: q4KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
-            case .q5_K: q5KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
-            default: q6KBlock(UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
-            }
+            kBlock(type, UnsafeRawPointer(out), lane: lane, group: g, toGroup: false)
             return
         }
         out.storeBytes(of: grp.loadUnaligned(fromByteOffset: 2 &* lane, as: UInt16.self), as: UInt16.self)
@@ -163,8 +155,10 @@ public enum Interleave {
         }
     }
 
-    /// Moves one Q6_K block (ql[128], qh[64], scales[16], d) into lane `lane` of an interleaved block group, or back.
-    static func q6KBlock(_ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer, toGroup: Bool) {
+    /// Moves one K-quant block (Q4_K, Q5_K or Q6_K, file layout at `blk`) into lane `r` of an interleaved block
+    /// group, or back (toGroup false): the same byte moves either way.
+    static func kBlock(_ type: QuantType, _ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer,
+                       toGroup: Bool) {
         let file = UnsafeMutableRawPointer(mutating: blk)
         @inline(__always) func move(_ fileOffset: Int, _ groupOffset: Int, _ size: Int) {
             if toGroup {
@@ -173,53 +167,32 @@ public enum Interleave {
                 (file + fileOffset).copyMemory(from: UnsafeRawPointer(out + groupOffset), byteCount: size)
             }
         }
-        move(208, 2 &* r, 2)                                                  // d
-        for c in 0..<4 { move(192 &+ 4 &* c, 32 &+ 64 &* c &+ 4 &* r, 4) }    // scales
-        for h in 0..<2 {
-            let base = 288 &+ 1536 &* h &+ 4 &* r
-            for g in 0..<8 {
-                move(64 &* h &+ 4 &* g, base &+ 64 &* g, 4)                   // A: ql low half
-                move(64 &* h &+ 32 &+ 4 &* g, base &+ 512 &+ 64 &* g, 4)      // B: ql high half
-                move(128 &+ 32 &* h &+ 4 &* g, base &+ 1024 &+ 64 &* g, 4)    // H: qh
+        if type == .q6_K {
+            // ql[128], qh[64], scales[16], d
+            move(208, 2 &* r, 2)                                                  // d
+            for c in 0..<4 { move(192 &+ 4 &* c, 32 &+ 64 &* c &+ 4 &* r, 4) }    // scales
+            for h in 0..<2 {
+                let base = 288 &+ 1536 &* h &+ 4 &* r
+                for g in 0..<8 {
+                    move(64 &* h &+ 4 &* g, base &+ 64 &* g, 4)                   // A: ql low half
+                    move(64 &* h &+ 32 &+ 4 &* g, base &+ 512 &+ 64 &* g, 4)      // B: ql high half
+                    move(128 &+ 32 &* h &+ 4 &* g, base &+ 1024 &+ 64 &* g, 4)    // H: qh
+                }
             }
+            return
         }
-    }
-
-    /// Moves one Q4_K block (file layout at `blk`) into lane `lane` of an interleaved block group, or back.
-    static func q4KBlock(_ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer, toGroup: Bool) {
-        let file = UnsafeMutableRawPointer(mutating: blk)
-        @inline(__always) func move(_ fileOffset: Int, _ groupOffset: Int, _ size: Int) {
-            if toGroup {
-                (out + groupOffset).copyMemory(from: blk + fileOffset, byteCount: size)
-            } else {
-                (file + fileOffset).copyMemory(from: UnsafeRawPointer(out + groupOffset), byteCount: size)
-            }
-        }
+        // Q4_K: d, dmin, scales[12], qs[128]; Q5_K: the same with qh[32] before qs, which the group puts at 256
+        // and its nibbles after it, at 768.
+        let five = type == .q5_K
         move(0, 2 &* r, 2)                                   // d
         move(2, 32 &+ 2 &* r, 2)                             // dmin
         for c in 0..<3 { move(4 &+ 4 &* c, 64 &+ 64 &* c &+ 4 &* r, 4) }   // packed scales
+        let qsFile = five ? 48 : 16, qsGroup = five ? 768 : 256
         for p in 0..<4 {
-            for j in 0..<8 { move(16 &+ 32 &* p &+ 4 &* j, 256 &+ 512 &* p &+ 64 &* j &+ 4 &* r, 4) }
+            for j in 0..<8 { move(qsFile &+ 32 &* p &+ 4 &* j, qsGroup &+ 512 &* p &+ 64 &* j &+ 4 &* r, 4) }
         }
-    }
-
-    /// Moves one Q5_K block (d, dmin, scales[12], qh[32], qs[128]) into lane `lane` of an interleaved block group,
-    /// or back: the Q4_K fields, the fifth bits at 256 and the nibbles (file byte 48) at 768.
-    static func q5KBlock(_ blk: UnsafeRawPointer, lane r: Int, group out: UnsafeMutableRawPointer, toGroup: Bool) {
-        let file = UnsafeMutableRawPointer(mutating: blk)
-        @inline(__always) func move(_ fileOffset: Int, _ groupOffset: Int, _ size: Int) {
-            if toGroup {
-                (out + groupOffset).copyMemory(from: blk + fileOffset, byteCount: size)
-            } else {
-                (file + fileOffset).copyMemory(from: UnsafeRawPointer(out + groupOffset), byteCount: size)
-            }
+        if five {
+            for k in 0..<8 { move(16 &+ 4 &* k, 256 &+ 64 &* k &+ 4 &* r, 4) }  // qh
         }
-        move(0, 2 &* r, 2)                                   // d
-        move(2, 32 &+ 2 &* r, 2)                             // dmin
-        for c in 0..<3 { move(4 &+ 4 &* c, 64 &+ 64 &* c &+ 4 &* r, 4) }   // packed scales
-        for p in 0..<4 {
-            for j in 0..<8 { move(48 &+ 32 &* p &+ 4 &* j, 768 &+ 512 &* p &+ 64 &* j &+ 4 &* r, 4) }
-        }
-        for k in 0..<8 { move(16 &+ 4 &* k, 256 &+ 64 &* k &+ 4 &* r, 4) }  // qh
     }
 }
