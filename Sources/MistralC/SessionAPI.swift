@@ -156,19 +156,29 @@ func generateOptions(_ p: mistral_generate_params) throws -> GenerateOptions {
     return o
 }
 
+/// The session and prompt of a mistral_generate / mistral_generate_ex call, checked.
+private func generateInputs(_ session: OpaquePointer?, _ prompt: UnsafePointer<Int32>?,
+                            _ nPrompt: Int) throws -> (Session, [Int32]) {
+    let s = try require(sessionHandle(session), "session").session
+    guard nPrompt >= 0, nPrompt <= maxTokenCount else { throw invalid("n_prompt \(nPrompt) is out of range (at most \(maxTokenCount))") }
+    let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
+    return (s, ids)
+}
+
+/// The caller's generate params (defaults for NULL or an older, shorter struct) as options.
+private func generateOptions(_ params: UnsafePointer<mistral_generate_params>?) throws -> GenerateOptions {
+    var defaults = mistral_generate_params()
+    mistral_generate_params_init(&defaults)
+    return try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
+}
+
 @_cdecl("mistral_generate")
 public func mistral_generate(_ session: OpaquePointer?, _ prompt: UnsafePointer<Int32>?, _ nPrompt: Int,
                              _ params: UnsafePointer<mistral_generate_params>?,
                              _ callback: mistral_token_callback?, _ userData: UnsafeMutableRawPointer?) -> mistral_status {
     guarded {
-        let s = try require(sessionHandle(session), "session").session
-        guard nPrompt >= 0, nPrompt <= maxTokenCount else { throw invalid("n_prompt \(nPrompt) is out of range (at most \(maxTokenCount))") }
-        let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
-        var defaults = mistral_generate_params()
-        mistral_generate_params_init(&defaults)
-        try s.generate(prompt: ids, makeOptions: {
-            try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
-        }) { text, token in
+        let (s, ids) = try generateInputs(session, prompt, nPrompt)
+        try s.generate(prompt: ids, makeOptions: { try generateOptions(params) }) { text, token in
             guard let callback else { return true }
             return text.withUnsafeBufferPointer { buf in
                 buf.withMemoryRebound(to: CChar.self) { callback($0.baseAddress, $0.count, token, userData) == 0 }
@@ -183,14 +193,8 @@ public func mistral_generate_ex(_ session: OpaquePointer?, _ prompt: UnsafePoint
                                 _ callback: mistral_token_info_callback?,
                                 _ userData: UnsafeMutableRawPointer?) -> mistral_status {
     guarded {
-        let s = try require(sessionHandle(session), "session").session
-        guard nPrompt >= 0, nPrompt <= maxTokenCount else { throw invalid("n_prompt \(nPrompt) is out of range (at most \(maxTokenCount))") }
-        let ids = nPrompt == 0 ? [] : Array(UnsafeBufferPointer(start: try require(prompt, "prompt"), count: nPrompt))
-        var defaults = mistral_generate_params()
-        mistral_generate_params_init(&defaults)
-        try s.generate(prompt: ids, makeOptions: {
-            try generateOptions(try readParams(params, defaults: defaults, name: "mistral_generate_params"))
-        }, onToken: { event in
+        let (s, ids) = try generateInputs(session, prompt, nPrompt)
+        try s.generate(prompt: ids, makeOptions: { try generateOptions(params) }, onToken: { event in
             guard let callback else { return true }
             return event.text.withUnsafeBufferPointer { text in
                 event.top.map { mistral_token_logprob(token: $0.token, logprob: $0.logprob) }.withUnsafeBufferPointer { top in
