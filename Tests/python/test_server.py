@@ -3,6 +3,7 @@
 completions, errors in OpenAI's shape, the API key, the prompt cache, concurrency, and cancellation when the client
 goes away. Needs fastapi, uvicorn, openai and httpx (pip install fastapi uvicorn openai httpx)."""
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -41,15 +42,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    assert os.path.exists(MODEL_PATH), f"missing {MODEL_PATH}: run `bash examples/download-model.sh` first"
+@contextlib.contextmanager
+def running_server(*args):
+    """python3 -m mistral.server on a free loopback port with `args`, until /health answers; yields its base URL,
+    then stops it and asserts it printed no traceback."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
-    proc = subprocess.Popen([sys.executable, "-m", "mistral.server", "--model", MODEL_PATH, "--port", str(port),
-                             "--api-key", KEY, "--parallel", str(PARALLEL), "--n-ctx", str(N_CTX), "--threads", "1",
-                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "mistral.server", "--port", str(port), "--log-level", "warning",
+                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
@@ -69,6 +69,14 @@ def server():
         proc.kill()
         out, _ = proc.communicate()
     assert "Traceback" not in out, out
+
+
+@pytest.fixture(scope="module")
+def server():
+    assert os.path.exists(MODEL_PATH), f"missing {MODEL_PATH}: run `bash examples/download-model.sh` first"
+    with running_server("--model", MODEL_PATH, "--api-key", KEY, "--parallel", str(PARALLEL),
+                        "--n-ctx", str(N_CTX), "--threads", "1") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -311,28 +319,11 @@ TINY = os.path.join(ROOT, "Tests", "Fixtures", "tiny-s", "gguf")
 
 @pytest.fixture(scope="module")
 def tiny_client():
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "bindings", "python"))
-    proc = subprocess.Popen([sys.executable, "-m", "mistral.server", "--model", os.path.join(TINY, "tiny-s-f32.gguf"),
-                             "--mmproj", os.path.join(TINY, "mmproj-tiny-s-f32.gguf"), "--port", str(port),
-                             "--image-dir", os.path.join(ROOT, "Tests", "Fixtures", "tiny-s"),
-                             "--parallel", "2", "--n-ctx", "1024", "--threads", "1", "--log-level", "warning"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        assert proc.poll() is None, proc.stdout.read()
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.time() < deadline, "the server did not come up"
-        time.sleep(0.2)
-    yield openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0, timeout=300)
-    proc.terminate()
-    out, _ = proc.communicate(timeout=30)
-    assert "Traceback" not in out, out
+    with running_server("--model", os.path.join(TINY, "tiny-s-f32.gguf"),
+                        "--mmproj", os.path.join(TINY, "mmproj-tiny-s-f32.gguf"),
+                        "--image-dir", os.path.join(ROOT, "Tests", "Fixtures", "tiny-s"),
+                        "--parallel", "2", "--n-ctx", "1024", "--threads", "1") as base:
+        yield openai.OpenAI(base_url=base + "/v1", api_key="none", max_retries=0, timeout=300)
 
 
 def test_v7_forced_tool_call_round_trip(tiny_client):
