@@ -1,6 +1,5 @@
 // JSON as a JSON schema needs it: object keys in document order (the grammar writes properties in that order) and
-// numbers kept as written (a `const` is reproduced exactly). Strict RFC 8259, depth and size bounded, errors name
-// the byte offset.
+// numbers kept as written (a `const` is reproduced exactly), read by Support/JSON.swift's parser.
 
 public indirect enum SchemaJSON: Sendable, Equatable {
     case null
@@ -86,156 +85,27 @@ public indirect enum SchemaJSON: Sendable, Equatable {
         return out + "\""
     }
 
+    /// Parsed by the project's one JSON reader (Support/JSON.swift) in its order-preserving mode: a repeated key
+    /// keeps its first place and takes the last value, numbers keep their literal text. A malformed schema is the
+    /// caller's argument, so its errors are invalid-argument ones.
     public static func parse(_ text: String, what: String = "JSON") throws -> SchemaJSON {
-        let bytes = Array(text.utf8)
-        guard bytes.count <= 16 << 20 else { throw MistralError.invalid("\(what): \(bytes.count) bytes is too large") }
-        var p = SchemaJSONParser(s: bytes, what: what)
-        p.space()
-        let v = try p.value(depth: 0)
-        p.space()
-        guard p.i == bytes.count else { throw p.fail("trailing characters") }
-        return v
-    }
-}
-
-private struct SchemaJSONParser {
-    let s: [UInt8]
-    let what: String
-    var i = 0
-
-    func fail(_ m: String) -> MistralError { MistralError.invalid("\(what): invalid JSON at byte \(i): \(m)") }
-
-    mutating func space() {
-        while i < s.count, s[i] == 0x20 || s[i] == 0x0A || s[i] == 0x0D || s[i] == 0x09 { i += 1 }
-    }
-
-    mutating func literal(_ word: String, _ v: SchemaJSON) throws -> SchemaJSON {
-        let w = Array(word.utf8)
-        guard i + w.count <= s.count, Array(s[i..<i + w.count]) == w else { throw fail("unexpected character") }
-        i += w.count
-        return v
-    }
-
-    mutating func value(depth: Int) throws -> SchemaJSON {
-        guard depth < 128 else { throw fail("nested too deeply") }
-        guard i < s.count else { throw fail("unexpected end") }
-        switch s[i] {
-        case UInt8(ascii: "{"):
-            i += 1
-            var members: [(key: String, value: SchemaJSON)] = []
-            space()
-            if i < s.count && s[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
-            while true {
-                space()
-                guard i < s.count, s[i] == UInt8(ascii: "\"") else { throw fail("expected a key") }
-                let k = try string()
-                space()
-                guard i < s.count, s[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-                i += 1
-                space()
-                let v = try value(depth: depth + 1)
-                if let at = members.firstIndex(where: { $0.key == k }) { members[at].value = v } else { members.append((k, v)) }
-                space()
-                guard i < s.count else { throw fail("unexpected end") }
-                if s[i] == UInt8(ascii: ",") { i += 1; continue }
-                if s[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
-                throw fail("expected ',' or '}'")
-            }
-        case UInt8(ascii: "["):
-            i += 1
-            var a: [SchemaJSON] = []
-            space()
-            if i < s.count && s[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-            while true {
-                space()
-                a.append(try value(depth: depth + 1))
-                space()
-                guard i < s.count else { throw fail("unexpected end") }
-                if s[i] == UInt8(ascii: ",") { i += 1; continue }
-                if s[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-                throw fail("expected ',' or ']'")
-            }
-        case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): return try literal("true", .bool(true))
-        case UInt8(ascii: "f"): return try literal("false", .bool(false))
-        case UInt8(ascii: "n"): return try literal("null", .null)
-        default: return .number(try number())
+        let size = text.utf8.count
+        guard size <= 16 << 20 else { throw MistralError.invalid("\(what): \(size) bytes is too large") }
+        do {
+            return SchemaJSON(try JSON.parse(text, what: what, preserveOrder: true))
+        } catch let e as MistralError where e.status == .format {
+            throw MistralError.invalid(e.message)
         }
     }
 
-    mutating func digits() -> Int {
-        let start = i
-        while i < s.count, s[i] >= 0x30 && s[i] <= 0x39 { i += 1 }
-        return i - start
-    }
-
-    mutating func number() throws -> String {
-        let start = i
-        if i < s.count && s[i] == UInt8(ascii: "-") { i += 1 }
-        guard digits() > 0 else { throw fail("expected a value") }
-        if i < s.count && s[i] == UInt8(ascii: ".") {
-            i += 1
-            guard digits() > 0 else { throw fail("bad number") }
+    init(_ j: JSON) {
+        switch j {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let d, let literal): self = .number(literal ?? String(d))
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .array(a.map(SchemaJSON.init))
+        case .object(let o, let keys): self = .object(keys.compactMap { k in o[k].map { (key: k, value: SchemaJSON($0)) } })
         }
-        if i < s.count && (s[i] == UInt8(ascii: "e") || s[i] == UInt8(ascii: "E")) {
-            i += 1
-            if i < s.count && (s[i] == UInt8(ascii: "+") || s[i] == UInt8(ascii: "-")) { i += 1 }
-            guard digits() > 0 else { throw fail("bad number") }
-        }
-        return String(decoding: s[start..<i], as: UTF8.self)
-    }
-
-    mutating func hex4() throws -> UInt32 {
-        guard i + 4 <= s.count else { throw fail("bad \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = s[i]
-            let d: UInt32
-            switch c {
-            case 0x30...0x39: d = UInt32(c - 0x30)
-            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-            default: throw fail("bad \\u escape")
-            }
-            v = v << 4 | d
-            i += 1
-        }
-        return v
-    }
-
-    mutating func string() throws -> String {
-        i += 1
-        var out = String.UnicodeScalarView()
-        var run: [UInt8] = []
-        func flush() { if !run.isEmpty { out.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars); run.removeAll() } }
-        while true {
-            guard i < s.count else { throw fail("unterminated string") }
-            let c = s[i]
-            if c == UInt8(ascii: "\"") { i += 1; break }
-            if c < 0x20 { throw fail("control character in string") }
-            if c != UInt8(ascii: "\\") { run.append(c); i += 1; continue }
-            flush()
-            i += 1
-            guard i < s.count else { throw fail("unterminated string") }
-            let e = s[i]
-            i += 1
-            let simple: [UInt8: UInt32] = [0x22: 0x22, 0x5C: 0x5C, 0x2F: 0x2F, 0x62: 8, 0x66: 12, 0x6E: 10, 0x72: 13, 0x74: 9]
-            if let v = simple[e] { out.append(Unicode.Scalar(UInt8(truncatingIfNeeded: v))); continue }
-            guard e == UInt8(ascii: "u") else { throw fail("bad escape") }
-            var v = try hex4()
-            if (0xD800...0xDBFF).contains(v) {
-                guard i + 6 <= s.count, s[i] == 0x5C, s[i + 1] == UInt8(ascii: "u") else { throw fail("unpaired surrogate") }
-                i += 2
-                let low = try hex4()
-                guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
-                v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
-            } else if (0xDC00...0xDFFF).contains(v) {
-                throw fail("unpaired surrogate")
-            }
-            guard let u = Unicode.Scalar(v) else { throw fail("bad code point") }
-            out.append(u)
-        }
-        flush()
-        return String(out)
     }
 }
