@@ -51,6 +51,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
         var b = 0
         while b < nb {
             let p = grp + b &* groupBytes
+            prefetchAhead(p, bytes: groupBytes, distance: kQuantPrefetchGroups &* groupBytes)
             let dw = _mm512_cvtph_ps(load256(p)), dmin = _mm512_cvtph_ps(load256(p + 32))
             let p0 = load512(p + 64), p1 = load512(p + 128), p2 = load512(p + 192)
 
@@ -85,8 +86,9 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
             if nt > 4 { mins(4, &acc4); mins(5, &acc5); mins(6, &acc6); mins(7, &acc7) }
 
             var i0 = zero, i1 = zero, i2 = zero, i3 = zero, i4 = zero, i5 = zero, i6 = zero, i7 = zero
-            var j = 0
-            while j < 8 {
+            // one call per sub-block with a constant j, so every shift and offset below is an immediate (a loop
+            // over j left variable shift counts and address arithmetic that doubled the decode instructions)
+            @inline(__always) func subBlock(_ j: Int) {
                 // sub-block j's scale per row
                 let sc: __m512i
                 if j < 4 {
@@ -122,8 +124,8 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
                 if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
-                j &+= 1
             }
+            subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
                 let da = x.d[(t &+ u) &* nb &+ b]
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
@@ -153,6 +155,7 @@ enum Q6KTile: InterleavedTile {
         var b = 0
         while b < nb {
             let p = grp + b &* (16 &* 210)
+            prefetchAhead(p, bytes: 16 &* 210, distance: kQuantPrefetchGroups &* 16 &* 210)
             let dw = _mm512_cvtph_ps(load256(p))
             /// Sub-block sb's int8 scale of each row, sign-extended to 32 bits.
             @inline(__always) func scale(_ sb: Int) -> __m512i {
@@ -183,8 +186,8 @@ enum Q6KTile: InterleavedTile {
 
             // sub-block sb = 8h + 2q + gh: values 128h + 32q + 16gh ... + 15, four registers of 16 rows x 4 values;
             // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1
-            var sb = 0
-            while sb < 16 {
+            // one call per sub-block with a constant sb (immediate shifts and offsets, as in Q45KTile)
+            @inline(__always) func subBlock(_ sb: Int) {
                 let h = sb >> 3, q = (sb >> 1) & 3, gh = sb & 1
                 let sc = scale(sb)
                 let base = p + (288 &+ 1536 &* h &+ 256 &* gh)
@@ -209,8 +212,9 @@ enum Q6KTile: InterleavedTile {
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
                 if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
-                sb &+= 1
             }
+            subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
+            subBlock(8); subBlock(9); subBlock(10); subBlock(11); subBlock(12); subBlock(13); subBlock(14); subBlock(15)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
                 let da = x.d[(t &+ u) &* nb &+ b]
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
