@@ -1,5 +1,5 @@
 // Speed of each quantized kernel on each instruction-set path this CPU has (a benchmark, not a test):
-//     swift run -c release KernelBench [rows] [cols] [threads]
+//     swift run -c release KernelBench [rows] [cols] [threads] [types, e.g. Q4_0,Q6_K]
 // Random blocks (valid f16 scales) of a rows x cols matrix; decode = 1 token (weights streamed from memory:
 // GB/s of weight bytes), prompt = 64 tokens (GMAC/s). Best of 5.
 import Glibc
@@ -10,6 +10,7 @@ let args = CommandLine.arguments
 let rows = args.count > 1 ? Int(args[1]) ?? 8192 : 8192
 let cols = args.count > 2 ? Int(args[2]) ?? 5120 : 5120
 let threads = args.count > 3 ? Int(args[3]) ?? 1 : 1
+let only: Set<String>? = args.count > 4 ? Set(args[4].split(separator: ",").map { $0.uppercased() }) : nil
 
 func now() -> Double {
     var ts = timespec()
@@ -51,7 +52,7 @@ print("rows \(rows) cols \(cols) threads \(threads); paths: \(KernelPath.availab
 print("type   path     decode GB/s   decode ms   prompt64 GMAC/s")
 for qt in QuantType.allCases {
     let type = GGMLType(rawValue: qt.rawValue)
-    guard let rb = type.rowBytes(cols) else { continue }
+    guard let rb = type.rowBytes(cols), only?.contains(type.name.uppercased()) ?? true else { continue }
     let bytes = rows * rb
     let data = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     for i in stride(from: 0, to: bytes, by: 8) { data.storeBytes(of: rnd(), toByteOffset: i, as: UInt64.self) }
