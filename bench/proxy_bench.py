@@ -15,8 +15,10 @@ llama_batch_get_one, n_batch = n_ubatch = 512, f16 KV), alternating libmistral, 
 table shows the best tok/s of each and the peak RSS (ru_maxrss of that process, max over reps; mmap'd weight pages
 count once touched; the llama.cpp worker includes ~40 MiB of Python + numpy).
 
-The decode ceiling is the memory read bandwidth (numpy float64 sum over a 2 GiB array: 1 process for 1 thread, 2 processes
-at once for 2 threads) divided by the bytes of weights read per token (all tensors but token_embd).
+The decode ceiling is the memory read bandwidth (bench/read_bandwidth.c, compiled here with cc -O3 -march=native: a
+uint64 sum over 2 GiB, 1 process for 1 thread, 2 processes at once for 2 threads; numpy's float64 sum, used when no C
+compiler is found, is compute-bound on some CPUs and reads low) divided by the bytes of weights read per token (all
+tensors but token_embd).
 """
 import argparse
 import json
@@ -166,11 +168,22 @@ def measure_llamacpp(env, model, threads, kind, n, depth):
     return json.loads(out.strip().splitlines()[-1])["tps"], rss
 
 
-def bandwidth(nproc):
-    """Aggregate GB/s of nproc single-threaded numpy sums over 2 GiB each, started together."""
+def bandwidth_probe():
+    """The read-bandwidth program (bench/read_bandwidth.c) built for this CPU, or None without a C compiler."""
+    src = os.path.join(ROOT, "bench", "read_bandwidth.c")
+    exe = os.path.join(tempfile.gettempdir(), f"mistral-read-bandwidth-{os.getuid()}")
+    cc = os.environ.get("CC", "cc")
+    if subprocess.run([cc, "-O3", "-march=native", "-o", exe, src], capture_output=True).returncode != 0:
+        return None
+    return exe
+
+
+def bandwidth(nproc, probe):
+    """Aggregate GB/s of nproc single-threaded sums over 2 GiB each, started together."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, HERE, "--worker", "bandwidth", "--sync"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(nproc)]
+    cmd = [probe, "2", "5", "--sync"] if probe else [sys.executable, HERE, "--worker", "bandwidth", "--sync"]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(nproc)]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     for p in procs:
@@ -255,10 +268,12 @@ def main():
     print(cpu_line())
     bw = {}
     if not a.no_bandwidth:
-        bw[1] = bandwidth(1)
-        line = f"memory read bandwidth (numpy float64 sum, 2 GiB per process): 1 process {bw[1]:.1f} GB/s"
+        probe = bandwidth_probe()
+        bw[1] = bandwidth(1, probe)
+        how = "bench/read_bandwidth.c" if probe else "numpy float64 sum: no C compiler, may read low"
+        line = f"memory read bandwidth ({how}, 2 GiB per process): 1 process {bw[1]:.1f} GB/s"
         if max(threads) > 1:
-            bw[2] = bandwidth(2)
+            bw[2] = bandwidth(2, probe)
             line += f"; 2 processes at once {bw[2]:.1f} GB/s total"
         print(line, flush=True)
 

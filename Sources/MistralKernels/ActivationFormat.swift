@@ -111,7 +111,7 @@ public enum ActivationQuantizer {
             var i = 0
             while i < blockSize {
                 let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self)
-                amax = pointwiseMax(amax, pointwiseMax(v, -v))
+                amax = lanesMax(amax, lanesMax(v, -v))
                 i += 16
             }
             var total: Float = 0

@@ -2,6 +2,7 @@
 // once: a register-tiled Y = X·Wᵀ (weights dequantized to f32 in small panels per thread) and non-causal
 // attention within one image, vectorized over keys.
 import Glibc
+import MistralKernels
 
 /// Sendable view of the raw pointers one vision job hands to its workers; each worker writes disjoint outputs.
 struct VisionGEMMArgs: @unchecked Sendable {
@@ -221,7 +222,7 @@ extension VisionAttention {
         var m16 = SIMD16<Float>(repeating: -.infinity)
         var i = 0
         while i + 16 <= n {
-            m16 = pointwiseMax(m16, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
+            m16 = lanesMax(m16, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
             i += 16
         }
         var m = m16.max()
@@ -254,7 +255,7 @@ extension VisionAttention {
     /// e^x (Cephes expf polynomial on x - n·ln 2, |x - n·ln 2| <= ln 2 / 2; ~1 ulp on [-87, 88]).
     @inline(__always)
     static func exp16(_ v: SIMD16<Float>) -> SIMD16<Float> {
-        let x0 = pointwiseMin(pointwiseMax(v, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
+        let x0 = lanesMin(lanesMax(v, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
         // n = round(x0 · log2 e) through the 1.5·2^23 trick (exact for |n| < 2^22): the stdlib's SIMD rounding and
         // Float→Int32 conversions are generic out-of-line calls, which made this loop 3x slower than the GEMMs.
         let t = x0 * 1.44269504088896341 + 12_582_912
