@@ -748,6 +748,9 @@ extension LlamaWeights {
             let p1 = min(p0 + block, positions.upperBound)
             a.cache.load(a.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
             a.cache.load(a.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
+            // every query sees the whole block (decode, and prefill blocks before the diagonal): the values are
+            // then accumulated for 4 queries at once with the outputs in registers (accumulateValues4)
+            let wholeBlock = nq % 4 == 0 && hd % 16 == 0 && a.startPos + t0 + 1 >= p1
             for i in 0..<nq {
                 let t = t0 + i / group, h = kvh * group + i % group
                 let visible = min(p1, a.startPos + t + 1)  // causal: positions <= this token's
@@ -784,10 +787,52 @@ extension LlamaWeights {
                     tail += sc[j]
                     j += 1
                 }
-                for p in 0..<count { axpy(sc[p], vBuf + p * hd, o, hd) }
+                if !wholeBlock {
+                    for p in 0..<count { axpy(sc[p], vBuf + p * hd, o, hd) }
+                }
                 runSum[i] += sum16.sum() + tail
             }
+            if wholeBlock {
+                var i = 0
+                while i < nq {
+                    accumulateValues4(vBuf, count: p1 - p0, hd: hd, scores: scores + i * block, scoreStride: block,
+                                      out: (out(i), out(i + 1), out(i + 2), out(i + 3)))
+                    i += 4
+                }
+            }
             p0 = p1
+        }
+    }
+
+    /// out_j += Σ_p scores[j * scoreStride + p] · v[p] for 4 queries j over `count` value rows of hd floats, 16
+    /// dimensions at a time with the 4 outputs' lanes in registers: each value row is read once for the 4
+    /// queries, and every output lane takes the same fused multiply-adds in the same order as axpy gives it.
+    @inline(__always)
+    private func accumulateValues4(_ v: UnsafePointer<Float>, count: Int, hd: Int, scores: UnsafePointer<Float>,
+                                   scoreStride: Int,
+                                   out: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                         UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) {
+        let s0 = scores, s1 = scores + scoreStride, s2 = s1 + scoreStride, s3 = s2 + scoreStride
+        var d = 0
+        while d < hd {
+            @inline(__always) func lanes(_ p: UnsafeMutablePointer<Float>) -> SIMD16<Float> {
+                UnsafeRawPointer(p + d).loadUnaligned(as: SIMD16<Float>.self)
+            }
+            var o0 = lanes(out.0), o1 = lanes(out.1), o2 = lanes(out.2), o3 = lanes(out.3)
+            var row = v + d
+            for p in 0..<count {
+                let x = UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self)
+                o0.addProduct(SIMD16(repeating: s0[p]), x)
+                o1.addProduct(SIMD16(repeating: s1[p]), x)
+                o2.addProduct(SIMD16(repeating: s2[p]), x)
+                o3.addProduct(SIMD16(repeating: s3[p]), x)
+                row += hd
+            }
+            UnsafeMutableRawPointer(out.0 + d).storeBytes(of: o0, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(out.1 + d).storeBytes(of: o1, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(out.2 + d).storeBytes(of: o2, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(out.3 + d).storeBytes(of: o3, as: SIMD16<Float>.self)
+            d += 16
         }
     }
 }
