@@ -45,8 +45,13 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
         let bit4 = _mm512_set1_epi8(0x10)
         let low = _mm512_set1_epi8(15), six = _mm512_set1_epi32(63), four = _mm512_set1_epi32(15)
         let hi2 = _mm512_set1_epi32(0x30), zero = _mm512_setzero_si512()
-        var acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
-        var acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0
+        // the float sums live in the output rows (16 floats per token, ours alone) rather than in 8 registers:
+        // with them in registers the 8-token tile needed 36 and LLVM spilled the unpacked values instead
+        for u in 0..<nt { _mm512_storeu_ps(y + u &* yStride, _mm512_setzero_ps()) }
+        @inline(__always) func accumulate(_ u: Int, _ f: (__m512) -> __m512) {
+            let yp = y + u &* yStride
+            _mm512_storeu_ps(yp, f(_mm512_loadu_ps(yp)))
+        }
 
         var b = 0
         while b < nb {
@@ -65,7 +70,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 _mm512_or_si512(minOf(j), _mm512_slli_epi32(minOf(j &+ 1), 16))
             }
             let m01 = pair(0), m23 = pair(2), m45 = pair(4), m67 = pair(6)
-            @inline(__always) func mins(_ u: Int, _ acc: inout __m512) {
+            @inline(__always) func mins(_ u: Int) {
                 let s = x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16)
                 @inline(__always) func bc(_ i: Int) -> __m512i {
                     // (Σa of sub-block 2i, of 2i + 1) as one int16 pair
@@ -78,12 +83,12 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 m = _mm512_dpwssd_epi32(m, m45, bc(2))
                 m = _mm512_dpwssd_epi32(m, m67, bc(3))
                 let da = x.d[(t &+ u) &* nb &+ b]
-                acc = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(m)),
-                                      _mm512_mul_ps(dmin, _mm512_set1_ps(da)), acc)
+                accumulate(u) { _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(m)),
+                                                _mm512_mul_ps(dmin, _mm512_set1_ps(da)), $0) }
             }
-            mins(0, &acc0)
-            if nt > 1 { mins(1, &acc1); mins(2, &acc2); mins(3, &acc3) }
-            if nt > 4 { mins(4, &acc4); mins(5, &acc5); mins(6, &acc6); mins(7, &acc7) }
+            mins(0)
+            if nt > 1 { mins(1); mins(2); mins(3) }
+            if nt > 4 { mins(4); mins(5); mins(6); mins(7) }
 
             var i0 = zero, i1 = zero, i2 = zero, i3 = zero, i4 = zero, i5 = zero, i6 = zero, i7 = zero
             // one call per sub-block with a constant j, so every shift and offset below is an immediate (a loop
@@ -111,34 +116,31 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                     let row: Int = (t &+ u) &* cols
                     let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ j &* 32))
                     @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
-                    var c0 = _mm512_dpbusd_epi32(zero, v0, bc(0))
-                    var c1 = _mm512_dpbusd_epi32(zero, v1, bc(4))
-                    c0 = _mm512_dpbusd_epi32(c0, v2, bc(8))
-                    c1 = _mm512_dpbusd_epi32(c1, v3, bc(12))
-                    c0 = _mm512_dpbusd_epi32(c0, v4, bc(16))
-                    c1 = _mm512_dpbusd_epi32(c1, v5, bc(20))
-                    c0 = _mm512_dpbusd_epi32(c0, v6, bc(24))
-                    c1 = _mm512_dpbusd_epi32(c1, v7, bc(28))
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_add_epi32(c0, c1), sc))
+                    // one chain per token (8 tokens give 8 chains in flight): a second one per token cost 8 registers
+                    var c = _mm512_dpbusd_epi32(zero, v0, bc(0))
+                    c = _mm512_dpbusd_epi32(c, v1, bc(4))
+                    c = _mm512_dpbusd_epi32(c, v2, bc(8))
+                    c = _mm512_dpbusd_epi32(c, v3, bc(12))
+                    c = _mm512_dpbusd_epi32(c, v4, bc(16))
+                    c = _mm512_dpbusd_epi32(c, v5, bc(20))
+                    c = _mm512_dpbusd_epi32(c, v6, bc(24))
+                    c = _mm512_dpbusd_epi32(c, v7, bc(28))
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(c, sc))
                 }
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
                 if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
             }
             subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
-            @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
+            @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
                 let da = x.d[(t &+ u) &* nb &+ b]
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
+                accumulate(u) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
             }
-            scaled(0, i0, &acc0)
-            if nt > 1 { scaled(1, i1, &acc1); scaled(2, i2, &acc2); scaled(3, i3, &acc3) }
-            if nt > 4 { scaled(4, i4, &acc4); scaled(5, i5, &acc5); scaled(6, i6, &acc6); scaled(7, i7, &acc7) }
+            scaled(0, i0)
+            if nt > 1 { scaled(1, i1); scaled(2, i2); scaled(3, i3) }
+            if nt > 4 { scaled(4, i4); scaled(5, i5); scaled(6, i6); scaled(7, i7) }
             b &+= 1
         }
-        @inline(__always) func store(_ u: Int, _ v: __m512) { _mm512_storeu_ps(y + u &* yStride, v) }
-        store(0, acc0)
-        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
-        if nt > 4 { store(4, acc4); store(5, acc5); store(6, acc6); store(7, acc7) }
     }
 }
 
@@ -149,8 +151,8 @@ enum Q6KTile: InterleavedTile {
         let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
         let low = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512()
         let mask16 = _mm512_set1_epi32(0xFFFF)
-        var acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
-        var acc4 = acc0, acc5 = acc0, acc6 = acc0, acc7 = acc0
+        // float sums in the output rows, as in Q45KTile (registers go to the unpacked values)
+        for u in 0..<nt { _mm512_storeu_ps(y + u &* yStride, _mm512_setzero_ps()) }
 
         var b = 0
         while b < nb {
@@ -203,11 +205,11 @@ enum Q6KTile: InterleavedTile {
                     let row: Int = (t &+ u) &* cols
                     let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ sb &* 16))
                     @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
-                    var d0 = _mm512_dpbusd_epi32(zero, v0, bc(0))
-                    var d1 = _mm512_dpbusd_epi32(zero, v1, bc(4))
-                    d0 = _mm512_dpbusd_epi32(d0, v2, bc(8))
-                    d1 = _mm512_dpbusd_epi32(d1, v3, bc(12))
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_add_epi32(d0, d1), sc))
+                    var d = _mm512_dpbusd_epi32(zero, v0, bc(0))
+                    d = _mm512_dpbusd_epi32(d, v1, bc(4))
+                    d = _mm512_dpbusd_epi32(d, v2, bc(8))
+                    d = _mm512_dpbusd_epi32(d, v3, bc(12))
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(d, sc))
                 }
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
@@ -215,18 +217,15 @@ enum Q6KTile: InterleavedTile {
             }
             subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
             subBlock(8); subBlock(9); subBlock(10); subBlock(11); subBlock(12); subBlock(13); subBlock(14); subBlock(15)
-            @inline(__always) func scaled(_ u: Int, _ i: __m512i, _ acc: inout __m512) {
-                let da = x.d[(t &+ u) &* nb &+ b]
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
+            @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
+                let da = x.d[(t &+ u) &* nb &+ b], yp = y + u &* yStride
+                _mm512_storeu_ps(yp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)),
+                                                     _mm512_loadu_ps(yp)))
             }
-            scaled(0, i0, &acc0)
-            if nt > 1 { scaled(1, i1, &acc1); scaled(2, i2, &acc2); scaled(3, i3, &acc3) }
-            if nt > 4 { scaled(4, i4, &acc4); scaled(5, i5, &acc5); scaled(6, i6, &acc6); scaled(7, i7, &acc7) }
+            scaled(0, i0)
+            if nt > 1 { scaled(1, i1); scaled(2, i2); scaled(3, i3) }
+            if nt > 4 { scaled(4, i4); scaled(5, i5); scaled(6, i6); scaled(7, i7) }
             b &+= 1
         }
-        @inline(__always) func store(_ u: Int, _ v: __m512) { _mm512_storeu_ps(y + u &* yStride, v) }
-        store(0, acc0)
-        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
-        if nt > 4 { store(4, acc4); store(5, acc5); store(6, acc6); store(7, acc7) }
     }
 }
