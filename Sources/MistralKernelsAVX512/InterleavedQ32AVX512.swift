@@ -69,7 +69,7 @@ public enum InterleavedQ32AVX512 {
                 }
             }
 
-            /// Token t + u: 8 vpdpbusd in two chains, the offset, one FMA (two with a min).
+            /// Token t + u: 8 vpdpbusd in one chain, the offset, one FMA (two with a min).
             @inline(__always) func step(_ u: Int, _ acc: inout __m512) {
                 let row: Int = (t &+ u) &* cols
                 let a = UnsafeRawPointer(x.qs + (row &+ b &* 32))
@@ -77,15 +77,15 @@ public enum InterleavedQ32AVX512 {
                 let k = (t &+ u) &* nb &+ b
                 let da = x.d[k], sa = Int32(x.sums[k])
                 // the offset's -offset·Σa seeds the first chain (exact: it is all int32)
-                var i0 = _mm512_dpbusd_epi32(offset != 0 ? _mm512_set1_epi32(0 &- offset &* sa) : zero, v0, bc(0))
-                var i1 = _mm512_dpbusd_epi32(zero, v1, bc(4))
-                i0 = _mm512_dpbusd_epi32(i0, v2, bc(8))
-                i1 = _mm512_dpbusd_epi32(i1, v3, bc(12))
-                i0 = _mm512_dpbusd_epi32(i0, v4, bc(16))
-                i1 = _mm512_dpbusd_epi32(i1, v5, bc(20))
-                i0 = _mm512_dpbusd_epi32(i0, v6, bc(24))
-                i1 = _mm512_dpbusd_epi32(i1, v7, bc(28))
-                let dot = _mm512_add_epi32(i0, i1)
+                // one chain per token: the 8-token tile then holds its 8 chains, 8 values and 8 sums in registers
+                var dot = _mm512_dpbusd_epi32(offset != 0 ? _mm512_set1_epi32(0 &- offset &* sa) : zero, v0, bc(0))
+                dot = _mm512_dpbusd_epi32(dot, v1, bc(4))
+                dot = _mm512_dpbusd_epi32(dot, v2, bc(8))
+                dot = _mm512_dpbusd_epi32(dot, v3, bc(12))
+                dot = _mm512_dpbusd_epi32(dot, v4, bc(16))
+                dot = _mm512_dpbusd_epi32(dot, v5, bc(20))
+                dot = _mm512_dpbusd_epi32(dot, v6, bc(24))
+                dot = _mm512_dpbusd_epi32(dot, v7, bc(28))
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
                 if L.min { acc = _mm512_fmadd_ps(m, _mm512_set1_ps(da * Float(sa)), acc) }
             }
