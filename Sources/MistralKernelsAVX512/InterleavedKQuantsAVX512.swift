@@ -56,7 +56,6 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
         var b = 0
         while b < nb {
             let p = grp + b &* groupBytes
-            prefetchAhead(p, bytes: groupBytes, distance: kQuantPrefetchGroups &* groupBytes)
             let dw = _mm512_cvtph_ps(load256(p)), dmin = _mm512_cvtph_ps(load256(p + 32))
             let p0 = load512(p + 64), p1 = load512(p + 128), p2 = load512(p + 192)
 
@@ -94,6 +93,9 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
             // one call per sub-block with a constant j, so every shift and offset below is an immediate (a loop
             // over j left variable shift counts and address arithmetic that doubled the decode instructions)
             @inline(__always) func subBlock(_ j: Int) {
+                // an eighth of the block group two groups ahead per sub-block: spread out, not one 36-line burst
+                let part = groupBytes >> 3
+                prefetchAhead(p + j &* part, bytes: part, distance: kQuantPrefetchGroups &* groupBytes)
                 // sub-block j's scale per row
                 let sc: __m512i
                 if j < 4 {
@@ -157,7 +159,6 @@ enum Q6KTile: InterleavedTile {
         var b = 0
         while b < nb {
             let p = grp + b &* (16 &* 210)
-            prefetchAhead(p, bytes: 16 &* 210, distance: kQuantPrefetchGroups &* 16 &* 210)
             let dw = _mm512_cvtph_ps(load256(p))
             /// Sub-block sb's int8 scale of each row, sign-extended to 32 bits.
             @inline(__always) func scale(_ sb: Int) -> __m512i {
@@ -190,6 +191,7 @@ enum Q6KTile: InterleavedTile {
             // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1
             // one call per sub-block with a constant sb (immediate shifts and offsets, as in Q45KTile)
             @inline(__always) func subBlock(_ sb: Int) {
+                prefetchAhead(p + sb &* 210, bytes: 210, distance: kQuantPrefetchGroups &* 16 &* 210)  // a 16th per sub-block
                 let h = sb >> 3, q = (sb >> 1) & 3, gh = sb & 1
                 let sc = scale(sb)
                 let base = p + (288 &+ 1536 &* h &+ 256 &* gh)
