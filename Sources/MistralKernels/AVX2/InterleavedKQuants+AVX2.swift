@@ -32,7 +32,7 @@ public enum InterleavedKQuantsAVX2 {
 
 /// An int32 lane's low 16 bits in both of its halves (a vpmaddwd factor: a·x_lo + a·x_hi).
 @inline(__always) private func pair16(_ v: __m256i) -> __m256i {
-    _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16))
+    _mm256_or_si256(v, _mm256_slli_epi32(v, 16))  // v < 2^16
 }
 
 /// Q4_K, and Q5_K (the same tile with each value's fifth bit or-ed in as 16).
@@ -43,15 +43,15 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
         let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
         let five = V.five
         let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
-        let lanes = 32 &* half
         let low = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(0x10), six = _mm256_set1_epi32(63)
         let four = _mm256_set1_epi32(15), hi2 = _mm256_set1_epi32(0x30), zero = _mm256_setzero_si256()
-        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        var acc = AccAVX2(), second = AccAVX2()
 
-        var b = 0
-        while b < nb {
+        /// Block b of rows 8·h ... + 7 against the tile's tokens.
+        @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
             let p = grp + b &* groupBytes
-            let dw = _mm256_cvtph_ps(load128(p + 16 &* half)), dmin = _mm256_cvtph_ps(load128(p + (32 &+ 16 &* half)))
+            let lanes = 32 &* h  // this half's bytes in each 64-byte chunk
+            let dw = _mm256_cvtph_ps(load128(p + 16 &* h)), dmin = _mm256_cvtph_ps(load128(p + (32 &+ 16 &* h)))
             let p0 = load256(p + (64 &+ lanes)), p1 = load256(p + (128 &+ lanes)), p2 = load256(p + (192 &+ lanes))
 
             // mins: m_j (6 bits) of the 8 rows, as int16 pairs (m_2i, m_2i+1) per 32-bit lane
@@ -78,8 +78,8 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                 acc = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_cvtepi32_ps(m)),
                                       _mm256_mul_ps(dmin, _mm256_set1_ps(da)), acc)
             }
-            mins(0, &acc0)
-            if nt > 1 { mins(1, &acc1); mins(2, &acc2); mins(3, &acc3) }
+            mins(0, &acc.a0)
+            if nt > 1 { mins(1, &acc.a1); mins(2, &acc.a2); mins(3, &acc.a3) }
 
             var i0 = zero, i1 = zero, i2 = zero, i3 = zero
             var j = 0
@@ -132,13 +132,19 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                 let da = x.d[(t &+ u) &* nb &+ b]
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
             }
-            scaled(0, i0, &acc0)
-            if nt > 1 { scaled(1, i1, &acc1); scaled(2, i2, &acc2); scaled(3, i3, &acc3) }
+            scaled(0, i0, &acc.a0)
+            if nt > 1 { scaled(1, i1, &acc.a1); scaled(2, i2, &acc.a2); scaled(3, i3, &acc.a3) }
+        }
+
+        var b = 0
+        while b < nb {
+            if nt == 1 { prefetchLines(grp + (b &+ 4) &* groupBytes, groupBytes) }
+            block(b, half, &acc)
+            if nt == 1 { block(b, 1, &second) }
             b &+= 1
         }
-        @inline(__always) func store(_ u: Int, _ v: __m256) { _mm256_storeu_ps(y + u &* yStride, v) }
-        store(0, acc0)
-        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
+        acc.store(nt, y, yStride)
+        if nt == 1 { second.store(1, y + 8, yStride) }
     }
 }
 
@@ -147,25 +153,28 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ half: Int, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
         let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
-        let lanes = 32 &* half
         let low = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30), zero = _mm256_setzero_si256()
-        let mask16 = _mm256_set1_epi32(0xFFFF)
-        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        // vpshufb index: byte 4m of each 32-bit lane m of a 128-bit half into the high bytes of both int16 halves
+        // (the low bytes zeroed); + i·0x01000100 picks byte 4m + i instead
+        let toHigh = _mm256_set1_epi32(Int32(bitPattern: 0x0080_0080)), lanes4 = _mm256_setr_epi32(0, 0x0400_0400, 0x0800_0800,
+            0x0C00_0C00, 0, 0x0400_0400, 0x0800_0800, 0x0C00_0C00)
+        let pick = _mm256_or_si256(toHigh, lanes4)
+        var acc = AccAVX2(), second = AccAVX2()
 
-        var b = 0
-        while b < nb {
+        /// Block b of rows 8·h ... + 7 against the tile's tokens.
+        @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
             let p = grp + b &* (16 &* 210)
-            let dw = _mm256_cvtph_ps(load128(p + 16 &* half))
-            /// Sub-block sb's int8 scale of each row, sign-extended to 32 bits.
-            @inline(__always) func scale(_ sb: Int) -> __m256i {
-                let c = load256(p + (32 &+ 64 &* (sb >> 2) &+ lanes))
-                return _mm256_srai_epi32(_mm256_slli_epi32(c, Int32(truncatingIfNeeded: 24 &- 8 &* (sb & 3))), 24)
-            }
-            @inline(__always) func pair(_ i: Int) -> __m256i {
-                _mm256_or_si256(_mm256_and_si256(scale(2 &* i), mask16), _mm256_slli_epi32(scale(2 &* i &+ 1), 16))
+            let lanes = 32 &* h  // this half's bytes in each 64-byte chunk
+            let dw = _mm256_cvtph_ps(load128(p + 16 &* h))
+            /// The rows' int8 scales i and j of chunk c, sign-extended into the low and high int16 of each lane
+            /// (vpshufb into the high bytes, then an arithmetic shift right by 8).
+            @inline(__always) func scales(_ c: Int, _ i: Int, _ j: Int) -> __m256i {
+                let idx = _mm256_add_epi32(pick, _mm256_set1_epi32(Int32(truncatingIfNeeded: i << 8 | j << 24)))
+                return _mm256_srai_epi16(_mm256_shuffle_epi8(load256(p + (32 &+ 64 &* c &+ lanes)), idx), 8)
             }
             // the -32 offset: -32 · Σ_s sc_s · (Σa)_s, the int accumulator's starting value
-            let s0 = pair(0), s1 = pair(1), s2 = pair(2), s3 = pair(3), s4 = pair(4), s5 = pair(5), s6 = pair(6), s7 = pair(7)
+            let s0 = scales(0, 0, 1), s1 = scales(0, 2, 3), s2 = scales(1, 0, 1), s3 = scales(1, 2, 3)
+            let s4 = scales(2, 0, 1), s5 = scales(2, 2, 3), s6 = scales(3, 0, 1), s7 = scales(3, 2, 3)
             @inline(__always) func offset(_ u: Int) -> __m256i {
                 let s = UnsafeRawPointer(x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16))
                 @inline(__always) func bc(_ i: Int) -> __m256i {
@@ -181,44 +190,61 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
             if nt > 1 { i1 = offset(1); i2 = offset(2); i3 = offset(3) }
 
             // sub-block sb = 8h + 2q + gh: values 128h + 32q + 16gh ... + 15, four registers of 8 rows x 4 values;
-            // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1
-            var sb = 0
-            while sb < 16 {
-                let h = sb >> 3, q = (sb >> 1) & 3, gh = sb & 1
-                let sc = pair16(scale(sb))
-                let base = p + (288 &+ 1536 &* h &+ 256 &* gh &+ lanes)
-                let loShift = Int32(truncatingIfNeeded: 4 &* (q >> 1)), hiShift = Int32(truncatingIfNeeded: 2 &* q)
-                let xq = base + (q & 1) &* 512, hq = base + 1024
-                @inline(__always) func val(_ k: Int) -> __m256i {
-                    let lo = _mm256_and_si256(_mm256_srli_epi16(load256(xq + 64 &* k), loShift), low)
-                    let hi = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(load256(hq + 64 &* k), hiShift), 4), m30)
-                    return _mm256_or_si256(lo, hi)
-                }
-                let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3)
-                @inline(__always) func step(_ u: Int, _ acc: inout __m256i) {
-                    let row: Int = (t &+ u) &* cols
-                    let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ sb &* 16))
-                    @inline(__always) func bc(_ o: Int) -> __m256i {
-                        _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self))
+            // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1.
+            // q is unrolled, so each value takes its shifts as constants.
+            var hg = 0
+            while hg < 4 {
+                let hv = hg >> 1, gh = hg & 1
+                let base = p + (288 &+ 1536 &* hv &+ 256 &* gh &+ lanes)
+                @inline(__always) func sub(_ q: Int) {
+                    let sb = 8 &* hv &+ 2 &* q &+ gh
+                    let sc = scales(sb >> 2, sb & 3, sb & 3)
+                    let xq = base + (q & 1) &* 512, hq = base + 1024
+                    @inline(__always) func val(_ k: Int) -> __m256i {
+                        let nib = load256(xq + 64 &* k), hb = load256(hq + 64 &* k)
+                        let lo = _mm256_and_si256(q < 2 ? nib : _mm256_srli_epi16(nib, 4), low)
+                        // qh bits 2q, 2q + 1 to bits 4, 5
+                        let hs: __m256i = switch q {
+                        case 0: _mm256_slli_epi16(hb, 4)
+                        case 1: _mm256_slli_epi16(hb, 2)
+                        case 2: hb
+                        default: _mm256_srli_epi16(hb, 2)
+                        }
+                        return _mm256_or_si256(lo, _mm256_and_si256(hs, m30))
                     }
-                    let d0 = _mm256_add_epi16(_mm256_maddubs_epi16(v0, bc(0)), _mm256_maddubs_epi16(v1, bc(4)))
-                    let d1 = _mm256_add_epi16(_mm256_maddubs_epi16(v2, bc(8)), _mm256_maddubs_epi16(v3, bc(12)))
-                    acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(d0, sc), _mm256_madd_epi16(d1, sc)))
+                    let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3)
+                    @inline(__always) func step(_ u: Int, _ acc: inout __m256i) {
+                        let row: Int = (t &+ u) &* cols
+                        let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ sb &* 16))
+                        @inline(__always) func bc(_ o: Int) -> __m256i {
+                            _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self))
+                        }
+                        let d0 = _mm256_add_epi16(_mm256_maddubs_epi16(v0, bc(0)), _mm256_maddubs_epi16(v1, bc(4)))
+                        let d1 = _mm256_add_epi16(_mm256_maddubs_epi16(v2, bc(8)), _mm256_maddubs_epi16(v3, bc(12)))
+                        acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(d0, sc), _mm256_madd_epi16(d1, sc)))
+                    }
+                    step(0, &i0)
+                    if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
                 }
-                step(0, &i0)
-                if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
-                sb &+= 1
+                sub(0); sub(1); sub(2); sub(3)
+                hg &+= 1
             }
             @inline(__always) func scaled(_ u: Int, _ i: __m256i, _ acc: inout __m256) {
                 let da = x.d[(t &+ u) &* nb &+ b]
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
             }
-            scaled(0, i0, &acc0)
-            if nt > 1 { scaled(1, i1, &acc1); scaled(2, i2, &acc2); scaled(3, i3, &acc3) }
+            scaled(0, i0, &acc.a0)
+            if nt > 1 { scaled(1, i1, &acc.a1); scaled(2, i2, &acc.a2); scaled(3, i3, &acc.a3) }
+        }
+
+        var b = 0
+        while b < nb {
+            if nt == 1 { prefetchLines(grp + (b &+ 4) &* (16 &* 210), (16 &* 210)) }
+            block(b, half, &acc)
+            if nt == 1 { block(b, 1, &second) }
             b &+= 1
         }
-        @inline(__always) func store(_ u: Int, _ v: __m256) { _mm256_storeu_ps(y + u &* yStride, v) }
-        store(0, acc0)
-        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
+        acc.store(nt, y, yStride)
+        if nt == 1 { second.store(1, y + 8, yStride) }
     }
 }

@@ -31,7 +31,8 @@ public enum InterleavedQ32AVX2 {
         InterleavedTilesAVX2.groups(Q32TileAVX2<Q8_0Layout>.self, w, rowBytes, rows, x, tokens, y, yStride)
     }
 
-    /// Rows 8·half ... + 7 of one group against T.width tokens from t; token t + u's 8 outputs go to y + u * yStride.
+    /// Rows 8·half ... + 7 of one group (all 16 with one token) against T.width tokens from t; token t + u's
+    /// outputs go to y + u * yStride.
     @inline(__always)
     static func tile<L: Q32Layout, T: TokenTile>(_: L.Type, _: T.Type, _ grp: UnsafeRawPointer, _ half: Int,
                                                  _ x: ActivationView, _ t: Int, _ y: UnsafeMutablePointer<Float>,
@@ -40,21 +41,20 @@ public enum InterleavedQ32AVX2 {
         let stride = 16 &* L.bytes
         let five = L.qh != 0
         let mOff = 32, hOff = L.min ? 64 : 32, qOff = hOff + (five ? 64 : 0)
-        let lanes = 32 &* half  // this half's bytes in each 64-byte chunk
         let offset = Int32(L.offset)
         let low = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1)
         let flip = _mm256_set1_epi8(-128)
         // byte i: i / 8 (which byte of the 32 fifth bits), 1 << i % 8 (which bit of it)
         let spread = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
         let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
-        var acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0
+        var acc = AccAVX2(), second = AccAVX2()
 
-        var b = 0
-        while b < nb {
+        /// Block b of rows 8·h ... + 7 against the tile's tokens.
+        @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
             let p = grp + b &* stride
-            let dw = _mm256_cvtph_ps(load128(p + 16 &* half))
-            let m = L.min ? _mm256_cvtph_ps(load128(p + (mOff &+ 16 &* half))) : _mm256_setzero_ps()
-            let q = p + (qOff &+ lanes)
+            let dw = _mm256_cvtph_ps(load128(p + 16 &* h))
+            let m = L.min ? _mm256_cvtph_ps(load128(p + (mOff &+ 16 &* h))) : _mm256_setzero_ps()
+            let q = p + (qOff &+ 32 &* h)  // this half's bytes in each 64-byte chunk
             var v0, v1, v2, v3, v4, v5, v6, v7: __m256i
             if L.int8 {
                 // signed w; sign() needs it per token, abs() once
@@ -71,8 +71,8 @@ public enum InterleavedQ32AVX2 {
                 if five {
                     /// + 16 where the value's fifth bit is set: this half's 32 bits of h[k], one per byte.
                     @inline(__always) func bit5(_ v: __m256i, _ k: Int) -> __m256i {
-                        let h = (p + (hOff &+ 8 &* k &+ 4 &* half)).loadUnaligned(as: Int32.self)
-                        let s = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(h), spread), bit)
+                        let hk = (p + (hOff &+ 8 &* k &+ 4 &* h)).loadUnaligned(as: Int32.self)
+                        let s = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(hk), spread), bit)
                         return _mm256_or_si256(v, _mm256_and_si256(_mm256_cmpeq_epi8(s, bit), sixteen))
                     }
                     v0 = bit5(v0, 0); v1 = bit5(v1, 1); v2 = bit5(v2, 2); v3 = bit5(v3, 3)
@@ -119,13 +119,19 @@ public enum InterleavedQ32AVX2 {
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
                 if L.min { acc = _mm256_fmadd_ps(m, _mm256_set1_ps(da * Float(sa)), acc) }
             }
-            step(0, &acc0)
-            if nt > 1 { step(1, &acc1); step(2, &acc2); step(3, &acc3) }
+            step(0, &acc.a0)
+            if nt > 1 { step(1, &acc.a1); step(2, &acc.a2); step(3, &acc.a3) }
+        }
+
+        var b = 0
+        while b < nb {
+            if nt == 1 { prefetchLines(grp + (b &+ 16) &* stride, stride) }
+            block(b, half, &acc)
+            if nt == 1 { block(b, 1, &second) }
             b &+= 1
         }
-        @inline(__always) func store(_ u: Int, _ v: __m256) { _mm256_storeu_ps(y + u &* yStride, v) }
-        store(0, acc0)
-        if nt > 1 { store(1, acc1); store(2, acc2); store(3, acc3) }
+        acc.store(nt, y, yStride)
+        if nt == 1 { second.store(1, y + 8, yStride) }
     }
 }
 
