@@ -21,12 +21,10 @@ let package = Package(
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
         // What the CPU supports (__builtin_cpu_supports, callable from C only).
         .systemLibrary(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
-        // __builtin_prefetch, for the AVX2 row-interleaved kernels' decode (Swift has no prefetch).
-        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
         // AVX-512 BF16 intrinsics with integer-vector signatures (Swift cannot import __bf16 vector types).
         .systemLibrary(name: "CBF16Intrinsics", path: "Sources/CBF16Intrinsics"),
         // Quantized matrix kernels: activation formats, plain-Swift references, AVX2; one file per (family, ISA).
-        .target(name: "MistralKernels", dependencies: ["CCPUFeatures", "CPrefetch"], swiftSettings: kernelFlags),
+        .target(name: "MistralKernels", dependencies: ["CCPUFeatures"], swiftSettings: kernelFlags),
         .target(name: "MistralKernelsAVX512", dependencies: ["MistralKernels", "CBF16Intrinsics"], swiftSettings: avx512Flags),
         .target(name: "MistralEngine", dependencies: ["CImageCodecs", "MistralKernels", "MistralKernelsAVX512"],
                 swiftSettings: kernelFlags),

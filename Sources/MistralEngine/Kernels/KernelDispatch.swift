@@ -33,12 +33,12 @@ public enum KernelDispatch {
         repack.load(ordering: .relaxed) && interleavedKernel(q, on: path) != nil
     }
 
-    /// The current path's own row-interleaved kernel for `q`, nil where it has none (generic and AVX2 types
-    /// without one: those are not repacked).
+    /// The current path's own row-interleaved kernel for `q` where that path repacks `q` (faster than its
+    /// file-layout kernel), else nil: those matrices stay in the file's layout.
     static func interleavedKernel(_ q: QuantType, on p: KernelPath) -> QuantKernel? {
         switch p {
         case .avx512: AVX512Kernels.interleaved[q]
-        case .avx2: AVX2Kernels.interleaved[q]
+        case .avx2: AVX2Kernels.repacked.contains(q) ? AVX2Kernels.interleaved[q] : nil
         default: nil
         }
     }

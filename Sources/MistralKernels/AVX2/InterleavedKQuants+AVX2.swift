@@ -82,8 +82,8 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             if nt > 1 { mins(1, &acc.a1); mins(2, &acc.a2); mins(3, &acc.a3) }
 
             var i0 = zero, i1 = zero, i2 = zero, i3 = zero
-            var j = 0
-            while j < 8 {
+            // unrolled: every shift an immediate, and sub-blocks 2p and 2p + 1 share their nibble loads
+            @inline(__always) func sub(_ j: Int) {
                 // sub-block j's scale per row, as an int16 pair
                 let sc: __m256i
                 if j < 4 {
@@ -93,10 +93,10 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                     sc = pair16(_mm256_or_si256(_mm256_and_si256(srl(p2, k), four), _mm256_and_si256(srl(p0, k &+ 2), hi2)))
                 }
                 let q = p + ((five ? 768 : 256) &+ 512 &* (j >> 1) &+ lanes)
-                let shift: Int32 = j & 1 == 0 ? 0 : 4
                 let qh = p + (256 &+ lanes)
                 @inline(__always) func val(_ k: Int) -> __m256i {
-                    let v = _mm256_and_si256(_mm256_srli_epi16(load256(q + 64 &* k), shift), low)
+                    let c = load256(q + 64 &* k)
+                    let v = _mm256_and_si256(j & 1 == 0 ? c : _mm256_srli_epi16(c, 4), low)
                     guard five else { return v }
                     // bit j of each qh byte moved to bit 4 (16-bit shifts by less than 8 keep each byte's own bit)
                     let h = load256(qh + 64 &* k)
@@ -126,8 +126,8 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                 }
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
-                j &+= 1
             }
+            sub(0); sub(1); sub(2); sub(3); sub(4); sub(5); sub(6); sub(7)
             @inline(__always) func scaled(_ u: Int, _ i: __m256i, _ acc: inout __m256) {
                 let da = x.d[(t &+ u) &* nb &+ b]
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)

@@ -6,7 +6,7 @@
 // left the K-quants' decode at half the file-layout kernels' speed once the weights came from DRAM. A weight
 // type supplies only its tile.
 import _Builtin_intrinsics.intel
-import CPrefetch
+import CCPUFeatures
 
 /// One weight type's AVX2 register tile: rows 8·half ... 8·half + 7 (all 16 rows when T.width is 1, half 0) of
 /// the group of 16 rows at `grp` against T.width tokens from t; token t + u's outputs go to y + u * yStride.
@@ -58,7 +58,7 @@ struct AccAVX2 {
 @inline(__always) func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
     var o = 0
     while o < bytes {
-        mistral_prefetch(p + o)
+        mistral_prefetch_read(p + o)
         o &+= 64
     }
 }
