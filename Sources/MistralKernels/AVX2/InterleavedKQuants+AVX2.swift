@@ -84,6 +84,9 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             var i0 = zero, i1 = zero, i2 = zero, i3 = zero
             // unrolled: every shift an immediate, and sub-blocks 2p and 2p + 1 share their nibble loads
             @inline(__always) func sub(_ j: Int) {
+                // decode: an eighth of the block group 4 ahead per sub-block, spread out (one burst of 36 lines
+                // per block filled the miss buffers and stalled the loads behind it)
+                if nt == 1 && h == 0 { prefetchLines(p + (4 &* groupBytes &+ j &* (groupBytes >> 3)), groupBytes >> 3) }
                 // sub-block j's scale per row, as an int16 pair
                 let sc: __m256i
                 if j < 4 {
@@ -138,7 +141,6 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
 
         var b = 0
         while b < nb {
-            if nt == 1 { prefetchLines(grp + (b &+ 4) &* groupBytes, groupBytes) }
             block(b, half, &acc)
             if nt == 1 { block(b, 1, &second) }
             b &+= 1
