@@ -14,11 +14,11 @@ public enum AVX2Kernels {
         .q3_K: QuantKernel(.q8_K, KQuantsLowAVX2.q3_K),
     ]
 
-    /// Types the avx2 path repacks at load. Not Q6_K: its interleaved tile decodes from memory at about 60 % of
-    /// the file-layout kernel's speed (22 vs 39 GB/s, 16384 x 5120, two threads) and prompts only ~10 % faster,
-    /// and it is the output projection of Q4_0 and Q4_K_M files. Its kernel below still serves a Q6_K matrix
+    /// Types the avx2 path repacks at load (KernelDispatch.prefersInterleaved): each one's interleaved tile was
+    /// measured at least as fast as its file-layout kernel, decode from memory included (KernelBench 16384 x 5120,
+    /// two threads). A type left out keeps the file layout on this path; its kernel below still serves a matrix
     /// repacked on another path.
-    public static let repacked: Set<QuantType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K]
+    public static let repacked: Set<QuantType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 
     /// On the row-interleaved layout (Interleave.swift): the GEMM tiles of 8 rows x 4 tokens.
     public static let interleaved: [QuantType: QuantKernel] = [

@@ -200,6 +200,8 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
                 let base = p + (288 &+ 1536 &* hv &+ 256 &* gh &+ lanes)
                 @inline(__always) func sub(_ q: Int) {
                     let sb = 8 &* hv &+ 2 &* q &+ gh
+                    // decode: a sixteenth of the block group 4 ahead per sub-block, spread out as for Q4_K
+                    if nt == 1 && h == 0 { prefetchLines(p + (4 &* 3360 &+ sb &* 210), 210) }
                     let sc = scales(sb >> 2, sb & 3, sb & 3)
                     let xq = base + (q & 1) &* 512, hq = base + 1024
                     @inline(__always) func val(_ k: Int) -> __m256i {
@@ -241,7 +243,6 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
 
         var b = 0
         while b < nb {
-            if nt == 1 { prefetchLines(grp + (b &+ 4) &* (16 &* 210), (16 &* 210)) }
             block(b, half, &acc)
             if nt == 1 { block(b, 1, &second) }
             b &+= 1
