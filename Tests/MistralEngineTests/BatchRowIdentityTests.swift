@@ -9,11 +9,14 @@ import MistralKernels
 import MistralKernelsAVX512
 
 final class BatchRowIdentityTests: XCTestCase {
-    /// The kernels batched steps hand every row at once: interleaved ones (generic and, where the CPU has it,
-    /// AVX-512) and the file-layout ones KernelDispatch.groupsTokensAlike claims on the current path.
+    /// The kernels batched steps hand every row at once: interleaved ones (generic and, where the CPU has them,
+    /// AVX2 and AVX-512) and the file-layout ones KernelDispatch.groupsTokensAlike claims on the current path.
     func alikeKernels(_ type: QuantType) -> [(String, QuantKernel, Bool)] {
         var list: [(String, QuantKernel, Bool)] = []
         if let k = GenericKernels.interleaved[type] { list.append(("generic interleaved", k, true)) }
+        if KernelPath.available.contains(.avx2), let k = AVX2Kernels.interleaved[type] {
+            list.append(("avx2 interleaved", k, true))
+        }
         if KernelPath.available.contains(.avx512), let k = AVX512Kernels.interleaved[type] {
             list.append(("avx512 interleaved", k, true))
         }

@@ -1,7 +1,7 @@
-// Every kernel path the CPU has (generic, AVX2, AVX-512 on the file's layout and on the row-interleaved one it
-// repacks to) gives the same greedy continuation: SmolLM2 Q4_1 (a real model) and tiny-s in Q4_0 and Q8_0, 24
-// tokens with EOS ignored. Each path loads the model itself, since the layout is chosen at load. Paths the CPU
-// lacks are named in the output.
+// Every kernel path the CPU has (generic, AVX2, AVX-512 on the file's layout; AVX2 and AVX-512 on the
+// row-interleaved one they repack to) gives the same greedy continuation: SmolLM2 Q4_1 (a real model) and tiny-s
+// in Q4_0 and Q8_0, 24 tokens with EOS ignored. Each path loads the model itself, since the layout is chosen at
+// load. Paths the CPU lacks are named in the output.
 import XCTest
 import MistralEngine
 import MistralKernels
@@ -46,7 +46,9 @@ final class DispatchPathTests: XCTestCase {
         let skipped = KernelPath.allCases.filter { !KernelPath.available.contains($0) }
         if !skipped.isEmpty { print("DispatchPathTests: this CPU lacks \(skipped.map(\.rawValue)); not run") }
         var variants: [(String, KernelPath, Bool)] = KernelPath.available.filter { $0 != .generic }.map { ($0.rawValue, $0, false) }
-        if KernelPath.available.contains(.avx512) { variants.append(("avx512 interleaved", .avx512, true)) }
+        for path in [KernelPath.avx2, .avx512] where KernelPath.available.contains(path) {
+            variants.append(("\(path.rawValue) interleaved", path, true))
+        }
         let files: [(String, String)] = [
             ("SmolLM2 Q4_1", TestPaths.smolLM2),
             ("tiny-s Q4_0", TestPaths.fixtures + "/tiny-s/gguf/tiny-s-Q4_0.gguf"),

@@ -1,7 +1,7 @@
 // The row-interleaved layout (Interleave.swift) and its kernels: repacking is a permutation of the file's bytes
 // (fileBlock reads every block back), the plain-Swift interleaved kernel equals the file-layout reference within
-// float rounding, and the AVX-512 interleaved kernels equal the plain-Swift one bit for bit (same integer sums,
-// same FMA order) on every tile width (8, 4, 1 tokens), row range and output stride.
+// float rounding, and the AVX-512 and AVX2 interleaved kernels equal the plain-Swift one bit for bit (same integer
+// sums, same FMA order) on every tile width (8, 4, 1 tokens; 4, 1 on AVX2), row range and output stride.
 import XCTest
 import MistralEngine
 import MistralKernels
@@ -76,14 +76,22 @@ final class InterleaveTests: XCTestCase {
         }
     }
 
+    /// The fast interleaved kernels of `type` on the paths this CPU runs.
+    static func fastKernels(_ type: QuantType) -> [(String, QuantKernel)] {
+        var list: [(String, QuantKernel)] = []
+        if KernelPath.available.contains(.avx2), let k = AVX2Kernels.interleaved[type] { list.append(("avx2", k)) }
+        if KernelPath.available.contains(.avx512), let k = AVX512Kernels.interleaved[type] { list.append(("avx512", k)) }
+        return list
+    }
+
     func testInterleavedKernelsMatchReferences() throws {
-        let avx512 = KernelPath.available.contains(.avx512)
-        if !avx512 { print("InterleaveTests: not on this CPU, not checked: avx512 interleaved kernels") }
+        let skipped = KernelPath.allCases.filter { $0 != .generic && !KernelPath.available.contains($0) }
+        if !skipped.isEmpty { print("InterleaveTests: not on this CPU, not checked: \(skipped) interleaved kernels") }
         var seed: UInt64 = 300
         for type in InterleaveTests.types {
             let generic = try XCTUnwrap(GenericKernels.interleaved[type])
             let fileRef = try XCTUnwrap(GenericKernels.table[type])
-            let fast = try XCTUnwrap(AVX512Kernels.interleaved[type])
+            let fast = InterleaveTests.fastKernels(type)
             for cols in type.blockSize == 32 ? [32, 96, 1024] : [256, 512, 1024] {
                 for tokens in [1, 3, 4, 8, 13, 19] {
                     seed &+= 1
@@ -100,17 +108,42 @@ final class InterleaveTests: XCTestCase {
                         }
                     }
                     XCTAssertLessThanOrEqual(worst, 1e-5, "\(type) interleaved generic vs file layout, cols \(cols) tokens \(tokens)")
-                    guard avx512 else { continue }
                     // rows 16..<48 and tokens from 1, into a wider stride: only those outputs are written
                     let stride = 50
-                    let a = InterleaveTests.run(fast, packed, c, rows: 16..<48, tokens: 1..<tokens, yStride: stride)
                     let gs = InterleaveTests.run(generic, packed, c, rows: 16..<48, tokens: 1..<tokens, yStride: stride)
-                    for i in 0..<a.count {
-                        XCTAssertTrue(a[i] == gs[i] || (a[i].isNaN && gs[i].isNaN),
-                                      "\(type) avx512 interleaved vs generic at \(i): \(a[i]) vs \(gs[i]), cols \(cols) tokens \(tokens)")
+                    for (name, k) in fast {
+                        let a = InterleaveTests.run(k, packed, c, rows: 16..<48, tokens: 1..<tokens, yStride: stride)
+                        for i in 0..<a.count {
+                            XCTAssertTrue(a[i] == gs[i] || (a[i].isNaN && gs[i].isNaN),
+                                          "\(type) \(name) interleaved vs generic at \(i): \(a[i]) vs \(gs[i]), cols \(cols) tokens \(tokens)")
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// Every token count 1...17 (each mix of 8-, 4- and 1-token tiles), one group of 16 rows, against the
+    /// plain-Swift kernel bit for bit; the output bits compared, so a -0 for +0 counts too.
+    func testFastInterleavedKernelsMatchGenericForEveryTokenCount() throws {
+        var seed: UInt64 = 700
+        var checked = 0
+        for type in InterleaveTests.types {
+            let generic = try XCTUnwrap(GenericKernels.interleaved[type])
+            let fast = InterleaveTests.fastKernels(type)
+            for tokens in 1...17 {
+                seed &+= 1
+                let cols = 2 * type.blockSize
+                let c = try QuantKernelTests.Case(type, rows: 16, cols: cols, tokens: tokens, seed: seed)
+                let packed = InterleaveTests.repacked(c)
+                let g = InterleaveTests.run(generic, packed, c, rows: 0..<16, tokens: 0..<tokens, yStride: 16).map(\.bitPattern)
+                for (name, k) in fast {
+                    let a = InterleaveTests.run(k, packed, c, rows: 0..<16, tokens: 0..<tokens, yStride: 16).map(\.bitPattern)
+                    XCTAssertEqual(a, g, "\(type) \(name) interleaved vs generic, tokens \(tokens)")
+                    checked += 1
+                }
+            }
+        }
+        if KernelPath.available.contains(.avx2) { XCTAssertGreaterThanOrEqual(checked, 8 * 17, "every type on avx2") }
     }
 }

@@ -62,12 +62,15 @@ for qt in QuantType.allCases {
         }
     }
     guard let w = try? WeightMatrix(data: data, type: type, rows: rows, cols: cols) else { data.deallocate(); continue }
-    // the file layout on every path, then the row-interleaved one where the AVX-512 path repacks
+    // the file layout on every path, then the row-interleaved one on each path that repacks this type
     var variants: [(KernelPath, WeightMatrix, String)] = KernelPath.available.map { ($0, w, $0.rawValue) }
     let packed = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     defer { packed.deallocate() }
-    if KernelPath.available.contains(.avx512), Interleave.supports(qt), let m = try? w.interleavedCopy(into: packed) {
-        variants.append((.avx512, m, "avx512-il"))
+    if Interleave.supports(qt), let m = try? w.interleavedCopy(into: packed) {
+        for path in KernelPath.available where path != .generic {
+            KernelDispatch.use(path)
+            if KernelDispatch.prefersInterleaved(qt) { variants.append((path, m, "\(path.rawValue)-il")) }
+        }
     }
     for (path, w, label) in variants {
         KernelDispatch.use(path)

@@ -30,7 +30,17 @@ public enum KernelDispatch {
 
     /// Whether weights of `type` loaded now should be repacked: the current path has interleaved kernels for it.
     public static func prefersInterleaved(_ q: QuantType) -> Bool {
-        repack.load(ordering: .relaxed) && path == .avx512 && AVX512Kernels.interleaved[q] != nil
+        repack.load(ordering: .relaxed) && interleavedKernel(q, on: path) != nil
+    }
+
+    /// The current path's own row-interleaved kernel for `q` where that path repacks `q` (faster than its
+    /// file-layout kernel), else nil: those matrices stay in the file's layout.
+    static func interleavedKernel(_ q: QuantType, on p: KernelPath) -> QuantKernel? {
+        switch p {
+        case .avx512: AVX512Kernels.interleaved[q]
+        case .avx2: AVX2Kernels.repacked.contains(q) ? AVX2Kernels.interleaved[q] : nil
+        default: nil
+        }
     }
 
     /// Whether the current path's kernel for `type` computes every token alike however many tokens share a call
@@ -49,7 +59,9 @@ public enum KernelDispatch {
         guard let q = QuantType(rawValue: type.rawValue) else { return nil }
         let p = path
         if interleaved {
+            // a matrix repacked on a faster path than the current one (tests switch paths) takes the best below
             if p == .avx512, let k = AVX512Kernels.interleaved[q] { return k }
+            if p >= .avx2, let k = AVX2Kernels.interleaved[q] { return k }
             return GenericKernels.interleaved[q]
         }
         if p == .avx512, let k = AVX512Kernels.table[q] { return k }

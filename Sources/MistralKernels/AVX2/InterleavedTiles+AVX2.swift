@@ -1,0 +1,64 @@
+// The loop every AVX2 row-interleaved kernel shares: groups of 16 rows (Interleave.swift), each against the
+// tokens in register tiles of 4, then 1. A 4-token tile takes the group as two halves of 8 rows — the lanes a
+// ymm holds of a 64-byte chunk (rows 0...7 in its first 32 bytes, 8...15 in its second); a 1-token tile takes
+// both halves in one pass, so decode reads each 64-byte line once (two passes over a group larger than L1 ran
+// at half the speed from memory), and runs software prefetches some KB ahead of its reads: the hardware's alone
+// left the K-quants' decode at half the file-layout kernels' speed once the weights came from DRAM. A weight
+// type supplies only its tile.
+import _Builtin_intrinsics.intel
+import CCPUFeatures
+
+/// One weight type's AVX2 register tile: rows 8·half ... 8·half + 7 (all 16 rows when T.width is 1, half 0) of
+/// the group of 16 rows at `grp` against T.width tokens from t; token t + u's outputs go to y + u * yStride.
+protocol InterleavedTileAVX2 {
+    static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ half: Int, _ x: ActivationView, _ t: Int,
+                                   _ y: UnsafeMutablePointer<Float>, _ yStride: Int)
+}
+
+enum InterleavedTilesAVX2 {
+    /// Every group of 16 rows in `rows` (16-aligned) against the tokens in tiles of 4, then 1.
+    @inline(__always)
+    static func groups<K: InterleavedTileAVX2>(_: K.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Range<Int>,
+                                               _ x: ActivationView, _ tokens: Range<Int>,
+                                               _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        var g = rows.lowerBound
+        while g < rows.upperBound {
+            let grp = w + g &* rowBytes  // group g / 16 starts at (g / 16) * 16 * rowBytes
+            var t = tokens.lowerBound
+            while t &+ 4 <= tokens.upperBound {
+                K.tile(FourTokens.self, grp, 0, x, t, y + t &* yStride + g, yStride)
+                K.tile(FourTokens.self, grp, 1, x, t, y + t &* yStride + (g &+ 8), yStride)
+                t &+= 4
+            }
+            while t < tokens.upperBound {
+                K.tile(OneToken.self, grp, 0, x, t, y + t &* yStride + g, yStride)
+                t &+= 1
+            }
+            g &+= 16
+        }
+    }
+}
+
+/// A tile's float accumulators, one per token of up to 4.
+struct AccAVX2 {
+    var a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps()
+
+    /// Token u's 8 outputs to y + u * yStride, for the first `tokens` (1 or 4).
+    @inline(__always) func store(_ tokens: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
+        _mm256_storeu_ps(y, a0)
+        if tokens > 1 {
+            _mm256_storeu_ps(y + yStride, a1)
+            _mm256_storeu_ps(y + 2 &* yStride, a2)
+            _mm256_storeu_ps(y + 3 &* yStride, a3)
+        }
+    }
+}
+
+/// Prefetches the cache lines of `bytes` bytes from p (a block group a few KB ahead of the one being read).
+@inline(__always) func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
+    var o = 0
+    while o < bytes {
+        mistral_prefetch_read(p + o)
+        o &+= 64
+    }
+}
