@@ -207,9 +207,12 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
     }
 
     /// Whether init repacks this matrix into the row-interleaved layout (into owned memory, its file pages given
-    /// back): every matrix but the embedding and the output projection, when the CPU path prefers it.
-    static func repacks(_ name: String, names: LlamaTensorNames, type: GGMLType, rows: Int, cols: Int) -> Bool {
-        guard name != names.tokenEmbedding, !names.output.contains(name), type.rowBytes(cols) != nil,
+    /// back), when the CPU path prefers it: every matrix, the output projection included, but the embedding
+    /// unless it is also the (tied) output — as init's matrix(_:cols:rows:repack:) calls go.
+    static func repacks(_ name: String, names: LlamaTensorNames, tensors: [String: TensorRef], type: GGMLType,
+                        rows: Int, cols: Int) -> Bool {
+        let tied = !names.output.contains(where: { tensors[$0] != nil })
+        guard name != names.tokenEmbedding || tied, type.rowBytes(cols) != nil,
               let q = QuantType(rawValue: type.rawValue) else { return false }
         return rows % Interleave.rows == 0 && KernelDispatch.prefersInterleaved(q)  // as WeightMatrix.shouldInterleave
     }
@@ -222,7 +225,7 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
                 guard let t = tensors[m.name] else { continue }
                 let final = LlamaWeights.loadedType(t.type, cols: m.cols, convertTo: convertTo)
                 if final != t.type { progress.expect(t.byteCount) }
-                if LlamaWeights.repacks(m.name, names: names, type: final, rows: m.rows, cols: m.cols),
+                if LlamaWeights.repacks(m.name, names: names, tensors: tensors, type: final, rows: m.rows, cols: m.cols),
                    let rowBytes = final.rowBytes(m.cols) {
                     progress.expect(m.rows * rowBytes)
                 }

@@ -125,7 +125,8 @@ public struct MemoryEstimate: Sendable {
             guard let t = tensors[m.name] else { continue }
             let final = LlamaWeights.loadedType(t.type, cols: m.cols, convertTo: convertTo)
             types.insert(final)
-            let repacked = LlamaWeights.repacks(m.name, names: names, type: final, rows: m.rows, cols: m.cols)
+            let repacked = LlamaWeights.repacks(m.name, names: names, tensors: tensors, type: final, rows: m.rows,
+                                                cols: m.cols)
             guard final != t.type || repacked else {
                 if inPlace { bytes += Double(t.byteCount) }
                 continue
