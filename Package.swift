@@ -25,7 +25,7 @@ let package = Package(
         .systemLibrary(name: "CBF16Intrinsics", path: "Sources/CBF16Intrinsics"),
         // Quantized matrix kernels: activation formats, plain-Swift references, AVX2; one file per (family, ISA).
         .target(name: "MistralKernels", dependencies: ["CCPUFeatures"], swiftSettings: kernelFlags),
-        .target(name: "MistralKernelsAVX512", dependencies: ["MistralKernels", "CCPUFeatures", "CBF16Intrinsics"], swiftSettings: avx512Flags),
+        .target(name: "MistralKernelsAVX512", dependencies: ["MistralKernels", "CBF16Intrinsics"], swiftSettings: avx512Flags),
         .target(name: "MistralEngine", dependencies: ["CImageCodecs", "MistralKernels", "MistralKernelsAVX512"],
                 swiftSettings: kernelFlags),
         .systemLibrary(name: "CMistralABI", path: "Sources/CMistralABI"),

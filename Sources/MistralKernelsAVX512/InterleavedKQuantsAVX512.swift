@@ -45,13 +45,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
         let bit4 = _mm512_set1_epi8(0x10)
         let low = _mm512_set1_epi8(15), six = _mm512_set1_epi32(63), four = _mm512_set1_epi32(15)
         let hi2 = _mm512_set1_epi32(0x30), zero = _mm512_setzero_si512()
-        // the float sums live in the output rows (16 floats per token, ours alone) rather than in 8 registers:
-        // with them in registers the 8-token tile needed 36 and LLVM spilled the unpacked values instead
-        for u in 0..<nt { _mm512_storeu_ps(y + u &* yStride, _mm512_setzero_ps()) }
-        @inline(__always) func accumulate(_ u: Int, _ f: (__m512) -> __m512) {
-            let yp = y + u &* yStride
-            _mm512_storeu_ps(yp, f(_mm512_loadu_ps(yp)))
-        }
+        OutputSums.zero(y, tokens: nt, yStride)
 
         var b = 0
         while b < nb {
@@ -82,7 +76,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 m = _mm512_dpwssd_epi32(m, m45, bc(2))
                 m = _mm512_dpwssd_epi32(m, m67, bc(3))
                 let da = x.d[(t &+ u) &* nb &+ b]
-                accumulate(u) { _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(m)),
+                OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(m)),
                                                 _mm512_mul_ps(dmin, _mm512_set1_ps(da)), $0) }
             }
             mins(0)
@@ -95,7 +89,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
             @inline(__always) func subBlock(_ j: Int) {
                 // an eighth of the block group two groups ahead per sub-block: spread out, not one 36-line burst
                 let part = groupBytes >> 3
-                prefetchAhead(p + j &* part, bytes: part, distance: kQuantPrefetchGroups &* groupBytes)
+                prefetchLines(p + (kQuantPrefetchGroups &* groupBytes &+ j &* part), part)
                 // sub-block j's scale per row
                 let sc: __m512i
                 if j < 4 {
@@ -136,7 +130,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
             subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
                 let da = x.d[(t &+ u) &* nb &+ b]
-                accumulate(u) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
+                OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
             }
             scaled(0, i0)
             if nt > 1 { scaled(1, i1); scaled(2, i2); scaled(3, i3) }
@@ -153,8 +147,7 @@ enum Q6KTile: InterleavedTile {
         let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
         let low = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512()
         let mask16 = _mm512_set1_epi32(0xFFFF)
-        // float sums in the output rows, as in Q45KTile (registers go to the unpacked values)
-        for u in 0..<nt { _mm512_storeu_ps(y + u &* yStride, _mm512_setzero_ps()) }
+        OutputSums.zero(y, tokens: nt, yStride)
 
         var b = 0
         while b < nb {
@@ -191,7 +184,7 @@ enum Q6KTile: InterleavedTile {
             // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1
             // one call per sub-block with a constant sb (immediate shifts and offsets, as in Q45KTile)
             @inline(__always) func subBlock(_ sb: Int) {
-                prefetchAhead(p + sb &* 210, bytes: 210, distance: kQuantPrefetchGroups &* 16 &* 210)  // a 16th per sub-block
+                prefetchLines(p + (kQuantPrefetchGroups &* 16 &* 210 &+ sb &* 210), 210)  // a 16th per sub-block
                 let h = sb >> 3, q = (sb >> 1) & 3, gh = sb & 1
                 let sc = scale(sb)
                 let base = p + (288 &+ 1536 &* h &+ 256 &* gh)
@@ -220,9 +213,8 @@ enum Q6KTile: InterleavedTile {
             subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
             subBlock(8); subBlock(9); subBlock(10); subBlock(11); subBlock(12); subBlock(13); subBlock(14); subBlock(15)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
-                let da = x.d[(t &+ u) &* nb &+ b], yp = y + u &* yStride
-                _mm512_storeu_ps(yp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)),
-                                                     _mm512_loadu_ps(yp)))
+                let da = x.d[(t &+ u) &* nb &+ b]
+                OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
             }
             scaled(0, i0)
             if nt > 1 { scaled(1, i1); scaled(2, i2); scaled(3, i3) }

@@ -45,7 +45,7 @@ public enum InterleavedQ32AVX512 {
         var b = 0
         while b < nb {
             let p = grp + b &* stride
-            prefetchAhead(p, bytes: stride, distance: q32PrefetchBytes)
+            prefetchLines(p + q32PrefetchBytes, stride)
             let dw = _mm512_cvtph_ps(load256(p))
             let m = L.min ? _mm512_cvtph_ps(load256(p + mOff)) : _mm512_setzero_ps()
             var v0, v1, v2, v3, v4, v5, v6, v7: __m512i

@@ -1,6 +1,6 @@
 // The loop every row-interleaved kernel shares: groups of 16 rows (Interleave.swift), each against the tokens in
 // register tiles of 8, then 4, then 1. A weight type supplies only its tile.
-import CCPUFeatures
+import _Builtin_intrinsics.intel
 import MistralKernels
 
 /// How far ahead the tiles prefetch, in block groups for the K-quants (2-3 KB each; the reads inside one jump
@@ -9,12 +9,22 @@ import MistralKernels
 let kQuantPrefetchGroups = 2
 let q32PrefetchBytes = 4096
 
-/// Prefetches the `bytes` at p + distance into L1, a line at a time (a hint: never faults past the matrix).
-@inline(__always) func prefetchAhead(_ p: UnsafeRawPointer, bytes: Int, distance: Int) {
-    guard distance > 0 else { return }
-    let q = p + distance
-    var o = 0
-    while o < bytes { mistral_prefetch_read(q + o); o &+= 64 }
+/// A tile's float sums kept in its output rows (16 floats per token, the tile's alone) instead of registers, for
+/// tiles whose 8-token form needs those registers for unpacked values (with them in registers the K-quant tiles
+/// needed 36 zmm and LLVM spilled the values instead).
+enum OutputSums {
+    /// Zeroes the 16 sums of each of the first `tokens` tokens.
+    @inline(__always)
+    static func zero(_ y: UnsafeMutablePointer<Float>, tokens: Int, _ yStride: Int) {
+        for u in 0..<tokens { _mm512_storeu_ps(y + u &* yStride, _mm512_setzero_ps()) }
+    }
+
+    /// Token u's sums = f(its sums).
+    @inline(__always)
+    static func update(_ y: UnsafeMutablePointer<Float>, _ u: Int, _ yStride: Int, _ f: (__m512) -> __m512) {
+        let yp = y + u &* yStride
+        _mm512_storeu_ps(yp, f(_mm512_loadu_ps(yp)))
+    }
 }
 
 /// Eight tokens per register tile.

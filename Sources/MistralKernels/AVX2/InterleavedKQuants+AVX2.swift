@@ -45,7 +45,6 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
         let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
         let low = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(0x10), six = _mm256_set1_epi32(63)
         let four = _mm256_set1_epi32(15), hi2 = _mm256_set1_epi32(0x30), zero = _mm256_setzero_si256()
-        var acc = AccAVX2(), second = AccAVX2()
 
         /// Block b of rows 8·h ... + 7 against the tile's tokens.
         @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
@@ -139,14 +138,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             if nt > 1 { scaled(1, i1, &acc.a1); scaled(2, i2, &acc.a2); scaled(3, i3, &acc.a3) }
         }
 
-        var b = 0
-        while b < nb {
-            block(b, half, &acc)
-            if nt == 1 { block(b, 1, &second) }
-            b &+= 1
-        }
-        acc.store(nt, y, yStride)
-        if nt == 1 { second.store(1, y + 8, yStride) }
+        InterleavedTilesAVX2.blocks(nb, tokens: nt, half: half, y, yStride, block)
     }
 }
 
@@ -161,7 +153,6 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
         let toHigh = _mm256_set1_epi32(Int32(bitPattern: 0x0080_0080)), lanes4 = _mm256_setr_epi32(0, 0x0400_0400, 0x0800_0800,
             0x0C00_0C00, 0, 0x0400_0400, 0x0800_0800, 0x0C00_0C00)
         let pick = _mm256_or_si256(toHigh, lanes4)
-        var acc = AccAVX2(), second = AccAVX2()
 
         /// Block b of rows 8·h ... + 7 against the tile's tokens.
         @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
@@ -241,13 +232,6 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
             if nt > 1 { scaled(1, i1, &acc.a1); scaled(2, i2, &acc.a2); scaled(3, i3, &acc.a3) }
         }
 
-        var b = 0
-        while b < nb {
-            block(b, half, &acc)
-            if nt == 1 { block(b, 1, &second) }
-            b &+= 1
-        }
-        acc.store(nt, y, yStride)
-        if nt == 1 { second.store(1, y + 8, yStride) }
+        InterleavedTilesAVX2.blocks(nb, tokens: nt, half: half, y, yStride, block)
     }
 }

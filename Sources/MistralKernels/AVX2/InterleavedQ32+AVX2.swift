@@ -47,11 +47,11 @@ public enum InterleavedQ32AVX2 {
         // byte i: i / 8 (which byte of the 32 fifth bits), 1 << i % 8 (which bit of it)
         let spread = _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0)
         let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
-        var acc = AccAVX2(), second = AccAVX2()
 
         /// Block b of rows 8·h ... + 7 against the tile's tokens.
         @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
             let p = grp + b &* stride
+            if nt == 1 && h == 0 { prefetchLines(p + 16 &* stride, stride) }  // decode: 16 block groups ahead
             let dw = _mm256_cvtph_ps(load128(p + 16 &* h))
             let m = L.min ? _mm256_cvtph_ps(load128(p + (mOff &+ 16 &* h))) : _mm256_setzero_ps()
             let q = p + (qOff &+ 32 &* h)  // this half's bytes in each 64-byte chunk
@@ -123,15 +123,7 @@ public enum InterleavedQ32AVX2 {
             if nt > 1 { step(1, &acc.a1); step(2, &acc.a2); step(3, &acc.a3) }
         }
 
-        var b = 0
-        while b < nb {
-            if nt == 1 { prefetchLines(grp + (b &+ 16) &* stride, stride) }
-            block(b, half, &acc)
-            if nt == 1 { block(b, 1, &second) }
-            b &+= 1
-        }
-        acc.store(nt, y, yStride)
-        if nt == 1 { second.store(1, y + 8, yStride) }
+        InterleavedTilesAVX2.blocks(nb, tokens: nt, half: half, y, yStride, block)
     }
 }
 

@@ -6,7 +6,6 @@
 // left the K-quants' decode at half the file-layout kernels' speed once the weights came from DRAM. A weight
 // type supplies only its tile.
 import _Builtin_intrinsics.intel
-import CCPUFeatures
 
 /// One weight type's AVX2 register tile: rows 8·half ... 8·half + 7 (all 16 rows when T.width is 1, half 0) of
 /// the group of 16 rows at `grp` against T.width tokens from t; token t + u's outputs go to y + u * yStride.
@@ -39,6 +38,25 @@ enum InterleavedTilesAVX2 {
     }
 }
 
+extension InterleavedTilesAVX2 {
+    /// A tile's blocks 0..<nb: block(b, half, &sums) for the tile's rows, and for a 1-token tile also
+    /// block(b, 1, &second) for rows 8...15 right after it, so decode reads each line of a block group once; then
+    /// token u's 8 sums go to y + u * yStride (a 1-token tile's second 8 to y + 8).
+    @inline(__always)
+    static func blocks(_ nb: Int, tokens nt: Int, half: Int, _ y: UnsafeMutablePointer<Float>, _ yStride: Int,
+                       _ block: (_ b: Int, _ half: Int, _ sums: inout AccAVX2) -> Void) {
+        var acc = AccAVX2(), second = AccAVX2()
+        var b = 0
+        while b < nb {
+            block(b, half, &acc)
+            if nt == 1 { block(b, 1, &second) }
+            b &+= 1
+        }
+        acc.store(nt, y, yStride)
+        if nt == 1 { second.store(1, y + 8, yStride) }
+    }
+}
+
 /// A tile's float accumulators, one per token of up to 4.
 struct AccAVX2 {
     var a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps()
@@ -51,14 +69,5 @@ struct AccAVX2 {
             _mm256_storeu_ps(y + 2 &* yStride, a2)
             _mm256_storeu_ps(y + 3 &* yStride, a3)
         }
-    }
-}
-
-/// Prefetches the cache lines of `bytes` bytes from p (a block group a few KB ahead of the one being read).
-@inline(__always) func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
-    var o = 0
-    while o < bytes {
-        mistral_prefetch_read(p + o)
-        o &+= 64
     }
 }

@@ -1,0 +1,13 @@
+// Software prefetch for the row-interleaved tiles of every ISA (the hardware prefetcher alone falls behind their
+// reads from memory, which jump between a block group's fields).
+import CCPUFeatures
+
+/// Prefetches the cache lines of the `bytes` bytes from p into L1 (a hint: never faults, wherever p points).
+@inlinable @inline(__always)
+public func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
+    var o = 0
+    while o < bytes {
+        mistral_prefetch_read(p + o)
+        o &+= 64
+    }
+}
