@@ -62,7 +62,8 @@ def worker(a):
     result = {"tps": sum(counts) / elapsed, "tokens": sum(counts)}
     if hasattr(model, "batch_stats"):
         st = model.batch_stats()
-        result.update(steps=st.steps, max_sessions=st.max_sessions)
+        result.update(steps=st.steps, max_sessions=st.max_sessions, step_ms=st.busy_ns / max(1, st.steps) / 1e6,
+                      wall_step_ms=elapsed * 1e3 / max(1, st.steps))
     print(json.dumps(result))
 
 
@@ -108,12 +109,12 @@ def main():
                 if r["tps"] > best.get(n, {"tps": 0})["tps"]:
                     best[n] = r
         print(f"\n{os.path.basename(model)}, {a.threads} threads, {a.tokens} tokens per stream, best of {a.reps}")
-        print("| streams | aggregate tok/s | x one stream | steps | most sessions in a step |")
-        print("|---|---|---|---|---|")
+        print("| streams | aggregate tok/s | x one stream | steps | most sessions in a step | ms per step (in steps / wall) |")
+        print("|---|---|---|---|---|---|")
         for n in streams:
             r = best[n]
             print(f"| {n} | {r['tps']:.1f} | {r['tps'] / best[streams[0]]['tps']:.2f} | {r.get('steps', '')} | "
-                  f"{r.get('max_sessions', '')} |")
+                  f"{r.get('max_sessions', '')} | {r.get('step_ms', 0):.2f} / {r.get('wall_step_ms', 0):.2f} |")
         if a.no_default or not os.path.exists(a.old_lib):
             continue
         new, old = {"tps": 0}, {"tps": 0}

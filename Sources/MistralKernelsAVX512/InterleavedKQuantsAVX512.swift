@@ -64,12 +64,10 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
             }
             let m01 = pair(0), m23 = pair(2), m45 = pair(4), m67 = pair(6)
             @inline(__always) func mins(_ u: Int) {
-                let s = x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16)
+                // (Σa of sub-block 2i, of 2i + 1) as one int16 pair: adjacent in sums32, one memory broadcast
+                let s = UnsafeRawPointer(x.sums32 + ((t &+ u) &* (sumsPerRow >> 1) &+ b &* 8))
                 @inline(__always) func bc(_ i: Int) -> __m512i {
-                    // (Σa of sub-block 2i, of 2i + 1) as one int16 pair
-                    let lo = UInt32(UInt16(bitPattern: s[4 &* i] &+ s[4 &* i &+ 1]))
-                    let hi = UInt32(UInt16(bitPattern: s[4 &* i &+ 2] &+ s[4 &* i &+ 3]))
-                    return _mm512_set1_epi32(Int32(bitPattern: lo | hi << 16))
+                    _mm512_set1_epi32(s.loadUnaligned(fromByteOffset: 4 &* i, as: Int32.self))
                 }
                 var m = _mm512_dpwssd_epi32(zero, m01, bc(0))
                 m = _mm512_dpwssd_epi32(m, m23, bc(1))

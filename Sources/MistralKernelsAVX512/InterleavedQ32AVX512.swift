@@ -87,7 +87,7 @@ public enum InterleavedQ32AVX512 {
                 dot = _mm512_dpbusd_epi32(dot, v6, bc(24))
                 dot = _mm512_dpbusd_epi32(dot, v7, bc(28))
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
-                if L.min { acc = _mm512_fmadd_ps(m, _mm512_set1_ps(da * Float(sa)), acc) }
+                if L.min { acc = _mm512_fmadd_ps(m, _mm512_set1_ps(x.scaledSums[k]), acc) }  // da · Float(sa), precomputed
             }
             step(0, &acc0)
             if nt > 1 { step(1, &acc1); step(2, &acc2); step(3, &acc3) }

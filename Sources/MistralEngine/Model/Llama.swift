@@ -752,8 +752,8 @@ extension LlamaWeights {
             a.cache.load(a.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
             a.cache.load(a.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
             // every query sees the whole block (decode, and prefill blocks before the diagonal): the values are
-            // then accumulated for 4 queries at once with the outputs in registers (accumulateValues4)
-            let wholeBlock = nq % 4 == 0 && hd % 16 == 0 && a.startPos + t0 + 1 >= p1
+            // then accumulated for 4 queries at once with the outputs in registers (accumulateValues)
+            let wholeBlock = hd % 16 == 0 && a.startPos + t0 + 1 >= p1
             for i in 0..<nq {
                 let t = t0 + i / group, h = kvh * group + i % group
                 let visible = min(p1, a.startPos + t + 1)  // causal: positions <= this token's
@@ -796,10 +796,17 @@ extension LlamaWeights {
                 runSum[i] += sum16.sum() + tail
             }
             if wholeBlock {
+                // 4 queries at a time, then the 1-3 left (a group of 3 query heads per KV head, as SmolLM2 has)
                 var i = 0
                 while i < nq {
-                    accumulateValues4(vBuf, count: p1 - p0, hd: hd, scores: scores + i * block, scoreStride: block,
-                                      out: (out(i), out(i + 1), out(i + 2), out(i + 3)))
+                    let outs = (out(i), out(min(i + 1, nq - 1)), out(min(i + 2, nq - 1)), out(min(i + 3, nq - 1)))
+                    let sc = scores + i * block, count = p1 - p0
+                    switch nq - i {
+                    case 1: accumulateValues(1, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                    case 2: accumulateValues(2, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                    case 3: accumulateValues(3, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                    default: accumulateValues(4, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                    }
                     i += 4
                 }
             }
@@ -807,34 +814,40 @@ extension LlamaWeights {
         }
     }
 
-    /// out_j += Σ_p scores[j * scoreStride + p] · v[p] for 4 queries j over `count` value rows of hd floats, 16
-    /// dimensions at a time with the 4 outputs' lanes in registers: each value row is read once for the 4
-    /// queries, and every output lane takes the same fused multiply-adds in the same order as axpy gives it.
+    /// out_j += Σ_p scores[j * scoreStride + p] · v[p] for the first n (1...4, a constant at each call) queries j
+    /// over `count` value rows of hd floats, 16 dimensions at a time with the outputs' lanes in registers: each
+    /// value row is read once for the n queries, and every output lane takes the same fused multiply-adds in the
+    /// same order as axpy gives it. Outputs past n are neither read nor written.
     @inline(__always)
-    private func accumulateValues4(_ v: UnsafePointer<Float>, count: Int, hd: Int, scores: UnsafePointer<Float>,
-                                   scoreStride: Int,
-                                   out: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                         UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) {
+    private func accumulateValues(_ n: Int, _ v: UnsafePointer<Float>, count: Int, hd: Int,
+                                  scores: UnsafePointer<Float>, scoreStride: Int,
+                                  out: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) {
         let s0 = scores, s1 = scores + scoreStride, s2 = s1 + scoreStride, s3 = s2 + scoreStride
         var d = 0
         while d < hd {
             @inline(__always) func lanes(_ p: UnsafeMutablePointer<Float>) -> SIMD16<Float> {
                 UnsafeRawPointer(p + d).loadUnaligned(as: SIMD16<Float>.self)
             }
-            var o0 = lanes(out.0), o1 = lanes(out.1), o2 = lanes(out.2), o3 = lanes(out.3)
+            @inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ o: SIMD16<Float>) {
+                UnsafeMutableRawPointer(p + d).storeBytes(of: o, as: SIMD16<Float>.self)
+            }
+            var o0 = lanes(out.0)
+            var o1 = n > 1 ? lanes(out.1) : SIMD16(), o2 = n > 2 ? lanes(out.2) : SIMD16()
+            var o3 = n > 3 ? lanes(out.3) : SIMD16()
             var row = v + d
             for p in 0..<count {
                 let x = UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self)
                 o0.addProduct(SIMD16(repeating: s0[p]), x)
-                o1.addProduct(SIMD16(repeating: s1[p]), x)
-                o2.addProduct(SIMD16(repeating: s2[p]), x)
-                o3.addProduct(SIMD16(repeating: s3[p]), x)
+                if n > 1 { o1.addProduct(SIMD16(repeating: s1[p]), x) }
+                if n > 2 { o2.addProduct(SIMD16(repeating: s2[p]), x) }
+                if n > 3 { o3.addProduct(SIMD16(repeating: s3[p]), x) }
                 row += hd
             }
-            UnsafeMutableRawPointer(out.0 + d).storeBytes(of: o0, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(out.1 + d).storeBytes(of: o1, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(out.2 + d).storeBytes(of: o2, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(out.3 + d).storeBytes(of: o3, as: SIMD16<Float>.self)
+            store(out.0, o0)
+            if n > 1 { store(out.1, o1) }
+            if n > 2 { store(out.2, o2) }
+            if n > 3 { store(out.3, o3) }
             d += 16
         }
     }

@@ -64,12 +64,10 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             }
             let m01 = pair(0), m23 = pair(2), m45 = pair(4), m67 = pair(6)
             @inline(__always) func mins(_ u: Int, _ acc: inout __m256) {
-                let s = x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16)
+                // (Σa of sub-block 2i, of 2i + 1) as one int16 pair: adjacent in sums32, one memory broadcast
+                let s = UnsafeRawPointer(x.sums32 + ((t &+ u) &* (sumsPerRow >> 1) &+ b &* 8))
                 @inline(__always) func bc(_ i: Int) -> __m256i {
-                    // (Σa of sub-block 2i, of 2i + 1) as one int16 pair
-                    let lo = UInt32(UInt16(bitPattern: s[4 &* i] &+ s[4 &* i &+ 1]))
-                    let hi = UInt32(UInt16(bitPattern: s[4 &* i &+ 2] &+ s[4 &* i &+ 3]))
-                    return _mm256_set1_epi32(Int32(bitPattern: lo | hi << 16))
+                    _mm256_set1_epi32(s.loadUnaligned(fromByteOffset: 4 &* i, as: Int32.self))
                 }
                 let m = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(m01, bc(0)), _mm256_madd_epi16(m23, bc(1))),
                                          _mm256_add_epi32(_mm256_madd_epi16(m45, bc(2)), _mm256_madd_epi16(m67, bc(3))))

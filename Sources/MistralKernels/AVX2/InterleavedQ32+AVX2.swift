@@ -117,7 +117,7 @@ public enum InterleavedQ32AVX2 {
                 }
                 if offset != 0 { dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset &* sa)) }
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
-                if L.min { acc = _mm256_fmadd_ps(m, _mm256_set1_ps(da * Float(sa)), acc) }
+                if L.min { acc = _mm256_fmadd_ps(m, _mm256_set1_ps(x.scaledSums[k]), acc) }  // da · Float(sa), precomputed
             }
             step(0, &acc.a0)
             if nt > 1 { step(1, &acc.a1); step(2, &acc.a2); step(3, &acc.a3) }
