@@ -1,9 +1,10 @@
 // f16 <-> f32 rows for the KV cache (F16C, part of x86-64-v3).
 import _Builtin_intrinsics.intel
+import CCPUFeatures
 
 public enum HalfConvert {
-    /// dst[i] = Float(src[i]) for n values.
-    @inline(__always)
+    /// dst[i] = Float(src[i]) for n values. Inlinable: attention converts one 64-128 value KV row per call.
+    @inlinable @inline(__always)
     public static func toFloat(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
         var i = 0
         while i &+ 8 <= n {
@@ -17,9 +18,17 @@ public enum HalfConvert {
         }
     }
 
-    /// dst[i] = f16(src[i]) (round to nearest even) for n values.
-    @inline(__always)
+    /// dst[i] = f16(src[i]) (round to nearest even, as Float16(_:) rounds) for n values, 8 at a time.
+    @inlinable @inline(__always)
     public static func toHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ n: Int) {
-        for i in 0..<n { dst[i] = Float16(src[i]).bitPattern }
+        var i = 0
+        while i &+ 8 <= n {
+            mistral_float_to_half8(src + i, dst + i)
+            i &+= 8
+        }
+        while i < n {
+            dst[i] = Float16(src[i]).bitPattern
+            i &+= 1
+        }
     }
 }
