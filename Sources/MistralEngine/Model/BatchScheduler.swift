@@ -42,6 +42,11 @@ final class StepRequest {
     /// Positions evaluated so far, and the rows the running step takes.
     var done = 0
     var inStep = 0
+    /// Its thread is inside complete() (waiting or leading), not between submit() and complete(): leadership is
+    /// handed only to such a thread, never to one still running a callback.
+    var waiting = false
+    /// Storage for a single generated token, stable from submit() until the request is done.
+    let token: UnsafeMutablePointer<Int32>
     /// Signalled (with the scheduler's mutex) when this request is done or its thread should lead: waking only the
     /// threads concerned keeps a step from being preempted by every waiter at each submit.
     let wake: UnsafeMutablePointer<pthread_cond_t>
@@ -50,11 +55,14 @@ final class StepRequest {
         self.state = state
         wake = .allocate(capacity: 1)
         pthread_cond_init(wake, nil)
+        token = .allocate(capacity: 1)
+        token.initialize(to: 0)
     }
 
     deinit {
         pthread_cond_destroy(wake)
         wake.deallocate()
+        token.deallocate()
     }
 }
 
@@ -143,13 +151,29 @@ public final class BatchScheduler: @unchecked Sendable {
     /// when all of them are in its cache (and its logits written).
     func evaluate(_ r: StepRequest) throws {
         guard r.count > 0 else { return }
-        var stuck = false
+        submit(r)
+        try complete(r)
+    }
+
+    /// Queues the request's positions (count > 0). Steps led by other sessions' threads may evaluate them before
+    /// this thread calls complete(r), which it must do next: a session that queues its next token and then runs
+    /// its token callback lets a batched step start without waiting for every session's callback.
+    func submit(_ r: StepRequest) {
         r.done = 0
         r.inStep = 0
         pthread_mutex_lock(&mutex)
         queue.append(r)
         if let i = awaited.firstIndex(of: ObjectIdentifier(r.state)) { awaited.remove(at: i) }
         if leaderWaiting { pthread_cond_signal(&changed) }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Returns when every position of the submitted request is evaluated, leading steps while no other thread
+    /// does.
+    func complete(_ r: StepRequest) throws {
+        var stuck = false
+        pthread_mutex_lock(&mutex)
+        r.waiting = true
         while r.done < r.count {
             if leading {
                 pthread_cond_wait(r.wake, &mutex)
@@ -158,13 +182,15 @@ public final class BatchScheduler: @unchecked Sendable {
             leading = true
             while r.done < r.count && !stuck { stuck = !runStep() }
             leading = false
-            // hand leadership to a waiting submitter, if any
-            if let next = queue.first(where: { $0 !== r }) { pthread_cond_signal(next.wake) }
+            // hand leadership to a thread waiting in complete(), if any (one still in its callback leads when
+            // it gets here: it finds no leader)
+            if let next = queue.first(where: { $0 !== r && $0.waiting }) { pthread_cond_signal(next.wake) }
             if stuck {
                 if let i = queue.firstIndex(where: { $0 === r }) { queue.remove(at: i) }
                 break
             }
         }
+        r.waiting = false
         pthread_mutex_unlock(&mutex)
         if stuck { throw MistralError(.internal, "the batch scheduler has no activation scratch for this session") }
     }

@@ -235,6 +235,35 @@ public final class Session {
         logitsValid = logitsOut != nil || lastLogits
     }
 
+    /// Appends one generated token as `append` would, running `during` after the token is queued for a step and
+    /// before that step is awaited: batched with other sessions, the step can start while this session's callback
+    /// runs instead of after every session's callback. `history` holds the token while `during` runs (so nPast
+    /// reads as it did when the callback came after the step); a failed step takes it out again.
+    private func appendGenerated(_ token: Int32, during: () -> Void) throws {
+        guard history.count < nCtx else {
+            throw MistralError(.contextFull, "context full: \(history.count) positions used + 1 new > n_ctx \(nCtx)")
+        }
+        request.token.pointee = token
+        request.tokens = UnsafePointer(request.token)
+        request.embeddings = nil
+        request.count = 1
+        request.startPos = history.count
+        request.logits = .last
+        logitsValid = false
+        scheduler.submit(request)
+        history.append(token)
+        rowTags.append(0)
+        during()
+        do {
+            try scheduler.complete(request)
+        } catch {
+            history.removeLast()
+            rowTags.removeLast()
+            throw error
+        }
+        logitsValid = true
+    }
+
     /// Appends a prompt whose `imageToken` positions take, in order, the rows of `imageRows` (identified by
     /// `imageTags`). With `reusePrefix` the prompt is the whole context: positions already held (same token, or
     /// same image row) are kept and only the rest is evaluated.
@@ -424,14 +453,18 @@ public final class Session {
             if let matcher, !matcher.accept(token: token) {
                 throw MistralError(.internal, "grammar: sampled token \(token) is not allowed by the mask")
             }
-            try evalTokens([token])
+            // the token goes into the next step, and the callback runs while that step may already compute
+            var keepGoing = true
+            try appendGenerated(token) {
+                let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
+                let event = TokenEvent(token: token, text: text,
+                                       logprob: wantLogprobs ? logprobs.logprob(of: token, raw: raw) : .nan,
+                                       top: logprobs.top)
+                keepGoing = onToken(event)
+            }
             lastGenerated += 1
             generatedTokens.append(token)
-            let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
-            let event = TokenEvent(token: token, text: text,
-                                   logprob: wantLogprobs ? logprobs.logprob(of: token, raw: raw) : .nan,
-                                   top: logprobs.top)
-            if !onToken(event) { reason = .callback; break loop }
+            if !keepGoing { reason = .callback; break loop }
             if stream.stopped { reason = .stopString; break }
         }
         if reason != .callback && reason != .stopString {
