@@ -244,6 +244,16 @@ public enum MatMul {
 /// Σ a[i]·b[i] with two SIMD16 accumulators.
 @inline(__always)
 public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var (lanes, i) = dotLanes(a, b, n)
+    var tail: Float = 0
+    while i < n { tail += a[i] * b[i]; i += 1 }
+    return lanes.sum() + tail
+}
+
+/// dot's 16 lane sums over the first n - n % 16 values (two accumulators, added), and that count: a caller that
+/// wants another reduction of the lanes than SIMD16.sum()'s one-after-another adds.
+@inline(__always)
+public func dotLanes(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (SIMD16<Float>, Int) {
     var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
     var i = 0
     while i + 32 <= n {
@@ -258,9 +268,7 @@ public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) 
                         UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self))
         i += 16
     }
-    var tail: Float = 0
-    while i < n { tail += a[i] * b[i]; i += 1 }
-    return (acc0 + acc1).sum() + tail
+    return (acc0 + acc1, i)
 }
 
 /// y[i] += s · x[i]

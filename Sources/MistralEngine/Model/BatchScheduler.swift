@@ -45,8 +45,6 @@ final class StepRequest {
     /// Its thread is inside complete() (waiting or leading), not between submit() and complete(): leadership is
     /// handed only to such a thread, never to one still running a callback.
     var waiting = false
-    /// Storage for a single generated token, stable from submit() until the request is done.
-    let token: UnsafeMutablePointer<Int32>
     /// Signalled (with the scheduler's mutex) when this request is done or its thread should lead: waking only the
     /// threads concerned keeps a step from being preempted by every waiter at each submit.
     let wake: UnsafeMutablePointer<pthread_cond_t>
@@ -55,14 +53,11 @@ final class StepRequest {
         self.state = state
         wake = .allocate(capacity: 1)
         pthread_cond_init(wake, nil)
-        token = .allocate(capacity: 1)
-        token.initialize(to: 0)
     }
 
     deinit {
         pthread_cond_destroy(wake)
         wake.deallocate()
-        token.deallocate()
     }
 }
 
@@ -147,20 +142,14 @@ public final class BatchScheduler: @unchecked Sendable {
         }
     }
 
-    /// Evaluates the request's positions, in steps shared with whatever other sessions have pending, and returns
-    /// when all of them are in its cache (and its logits written).
-    func evaluate(_ r: StepRequest) throws {
-        guard r.count > 0 else { return }
-        submit(r)
-        try complete(r)
-    }
-
-    /// Queues the request's positions (count > 0). Steps led by other sessions' threads may evaluate them before
-    /// this thread calls complete(r), which it must do next: a session that queues its next token and then runs
-    /// its token callback lets a batched step start without waiting for every session's callback.
+    /// Queues the request's positions, to be evaluated in steps shared with whatever other sessions have pending
+    /// (none: nothing to queue, and complete(r) returns at once). Steps led by other sessions' threads may evaluate
+    /// them before this thread calls complete(r), which it must do next: a session that queues its next token and
+    /// then runs its token callback lets a batched step start without waiting for every session's callback.
     func submit(_ r: StepRequest) {
         r.done = 0
         r.inStep = 0
+        guard r.count > 0 else { return }
         pthread_mutex_lock(&mutex)
         queue.append(r)
         if let i = awaited.firstIndex(of: ObjectIdentifier(r.state)) { awaited.remove(at: i) }

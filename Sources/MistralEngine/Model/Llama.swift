@@ -762,8 +762,10 @@ extension LlamaWeights {
                 let sc = scores + i * block
                 var blockMax = -Float.infinity
                 for p in p0..<visible {
+                    // lanes summed as a tree (SIMD16.sum()'s 15 dependent adds per score were the largest part
+                    // of decode attention at short contexts)
                     let k = kBuf + (p - p0) * hd
-                    let v = (hd % 16 == 0 ? scoreDot(q, k, hd) : dot(q, k, hd)) * scale
+                    let v = (hd % 16 == 0 ? lanesSum(dotLanes(q, k, hd).0) : dot(q, k, hd)) * scale
                     sc[p - p0] = v
                     blockMax = max(blockMax, v)
                 }
@@ -813,29 +815,6 @@ extension LlamaWeights {
             }
             p0 = p1
         }
-    }
-
-    /// q · k over hd floats (a multiple of 16) with the 16 lanes summed as a tree: dot's SIMD16.sum() adds them
-    /// one after another, 15 dependent adds and lane extracts per score, which made the scores the largest part
-    /// of decode attention at short contexts.
-    @inline(__always)
-    private func scoreDot(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ hd: Int) -> Float {
-        @inline(__always) func lanes(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-            UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-        }
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-        var i = 0
-        while i + 32 <= hd {
-            acc0.addProduct(lanes(q + i), lanes(k + i))
-            acc1.addProduct(lanes(q + i + 16), lanes(k + i + 16))
-            i += 32
-        }
-        if i < hd { acc0.addProduct(lanes(q + i), lanes(k + i)) }
-        let s16 = acc0 + acc1
-        let s8 = s16.lowHalf + s16.highHalf
-        let s4 = s8.lowHalf + s8.highHalf
-        let s2 = s4.lowHalf + s4.highHalf
-        return s2[0] + s2[1]
     }
 
     /// out_j += Σ_p scores[j * scoreStride + p] · v[p] for the first n (1...4, a constant at each call) queries j

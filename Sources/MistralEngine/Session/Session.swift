@@ -183,19 +183,21 @@ public final class Session {
         try exclusive { try evalTokens(tokens, logitsOut: logitsOut) }
     }
 
-    func evalTokens(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil) throws {
-        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut, lastLogits: true) }
+    /// `during` as `append` takes it.
+    func evalTokens(_ tokens: [Int32], logitsOut: UnsafeMutablePointer<Float>? = nil,
+                    during: () -> Void = {}) throws {
+        try tokens.withUnsafeBufferPointer { try eval($0, logitsOut: logitsOut, lastLogits: true, during: during) }
     }
 
     private func eval(_ tokens: UnsafeBufferPointer<Int32>, logitsOut: UnsafeMutablePointer<Float>?,
-                      lastLogits: Bool) throws {
+                      lastLogits: Bool, during: () -> Void = {}) throws {
         let vocab = vocabSize
         for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= vocab {
             throw MistralError.invalid("token #\(i) = \(t) is outside the vocabulary (0..<\(vocab))")
         }
         guard let base = tokens.baseAddress, !tokens.isEmpty else { return }
         try append(count: tokens.count, tokens: base, embeddings: nil, id: { base[$0] }, tag: { _ in 0 },
-                   logitsOut: logitsOut, lastLogits: lastLogits)
+                   logitsOut: logitsOut, lastLogits: lastLogits, during: during)
     }
 
     /// Appends positions given as embedding rows (n_embd floats each), e.g. an image's rows for its [IMG] tokens.
@@ -215,9 +217,12 @@ public final class Session {
 
     /// The one place positions enter the context: the forward pass (through the model's scheduler, in steps of at
     /// most n_batch rows), with `history`, `rowTags` and `logitsValid` kept in step. Position i is `id(i)` / `tag(i)`, from `tokens` or `embeddings` rows.
+    /// `during` runs once the positions are queued and before their steps are awaited (generate's token callback:
+    /// batched with other sessions, a step then starts while it runs instead of after every session's callback);
+    /// `history` already holds the positions then, and a failed evaluation takes them out again.
     private func append(count n: Int, tokens: UnsafePointer<Int32>?, embeddings: UnsafePointer<Float>?,
                         id: (Int) -> Int32, tag: (Int) -> UInt64, logitsOut: UnsafeMutablePointer<Float>?,
-                        lastLogits: Bool) throws {
+                        lastLogits: Bool, during: () -> Void = {}) throws {
         guard history.count + n <= nCtx else {
             throw MistralError(.contextFull, "context full: \(history.count) positions used + \(n) new > n_ctx \(nCtx)")
         }
@@ -227,41 +232,20 @@ public final class Session {
         request.startPos = history.count
         request.logits = logitsOut.map { .all($0) } ?? (lastLogits ? .last : .none)
         logitsValid = false
-        try scheduler.evaluate(request)  // in steps of at most n_batch rows, with other sessions' rows
+        scheduler.submit(request)  // evaluated in steps of at most n_batch rows, with other sessions' rows
         for i in 0..<n {
             history.append(id(i))
             rowTags.append(tag(i))
         }
-        logitsValid = logitsOut != nil || lastLogits
-    }
-
-    /// Appends one generated token as `append` would, running `during` after the token is queued for a step and
-    /// before that step is awaited: batched with other sessions, the step can start while this session's callback
-    /// runs instead of after every session's callback. `history` holds the token while `during` runs (so nPast
-    /// reads as it did when the callback came after the step); a failed step takes it out again.
-    private func appendGenerated(_ token: Int32, during: () -> Void) throws {
-        guard history.count < nCtx else {
-            throw MistralError(.contextFull, "context full: \(history.count) positions used + 1 new > n_ctx \(nCtx)")
-        }
-        request.token.pointee = token
-        request.tokens = UnsafePointer(request.token)
-        request.embeddings = nil
-        request.count = 1
-        request.startPos = history.count
-        request.logits = .last
-        logitsValid = false
-        scheduler.submit(request)
-        history.append(token)
-        rowTags.append(0)
         during()
         do {
             try scheduler.complete(request)
         } catch {
-            history.removeLast()
-            rowTags.removeLast()
+            history.removeLast(n)
+            rowTags.removeLast(n)
             throw error
         }
-        logitsValid = true
+        logitsValid = logitsOut != nil || lastLogits
     }
 
     /// Appends a prompt whose `imageToken` positions take, in order, the rows of `imageRows` (identified by
@@ -455,7 +439,7 @@ public final class Session {
             }
             // the token goes into the next step, and the callback runs while that step may already compute
             var keepGoing = true
-            try appendGenerated(token) {
+            try evalTokens([token]) {
                 let text = stream.push(tokenizer.piece(token, special: o.emitSpecial))
                 let event = TokenEvent(token: token, text: text,
                                        logprob: wantLogprobs ? logprobs.logprob(of: token, raw: raw) : .nan,
