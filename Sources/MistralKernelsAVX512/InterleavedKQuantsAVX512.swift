@@ -109,16 +109,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {
                     let row: Int = (t &+ u) &* cols
                     let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ j &* 32))
-                    @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
-                    // one chain per token (8 tokens give 8 chains in flight): a second one per token cost 8 registers
-                    var c = _mm512_dpbusd_epi32(zero, v0, bc(0))
-                    c = _mm512_dpbusd_epi32(c, v1, bc(4))
-                    c = _mm512_dpbusd_epi32(c, v2, bc(8))
-                    c = _mm512_dpbusd_epi32(c, v3, bc(12))
-                    c = _mm512_dpbusd_epi32(c, v4, bc(16))
-                    c = _mm512_dpbusd_epi32(c, v5, bc(20))
-                    c = _mm512_dpbusd_epi32(c, v6, bc(24))
-                    c = _mm512_dpbusd_epi32(c, v7, bc(28))
+                    let c = dpbusdChain(zero, (v0, v1, v2, v3, v4, v5, v6, v7), a)
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(c, sc))
                 }
                 step(0, &i0)

@@ -73,19 +73,11 @@ public enum InterleavedQ32AVX512 {
             @inline(__always) func step(_ u: Int, _ acc: inout __m512) {
                 let row: Int = (t &+ u) &* cols
                 let a = UnsafeRawPointer(x.qs + (row &+ b &* 32))
-                @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
                 let k = (t &+ u) &* nb &+ b
                 let da = x.d[k], sa = Int32(x.sums[k])
-                // the offset's -offset·Σa seeds the first chain (exact: it is all int32)
-                // one chain per token: the 8-token tile then holds its 8 chains, 8 values and 8 sums in registers
-                var dot = _mm512_dpbusd_epi32(offset != 0 ? _mm512_set1_epi32(0 &- offset &* sa) : zero, v0, bc(0))
-                dot = _mm512_dpbusd_epi32(dot, v1, bc(4))
-                dot = _mm512_dpbusd_epi32(dot, v2, bc(8))
-                dot = _mm512_dpbusd_epi32(dot, v3, bc(12))
-                dot = _mm512_dpbusd_epi32(dot, v4, bc(16))
-                dot = _mm512_dpbusd_epi32(dot, v5, bc(20))
-                dot = _mm512_dpbusd_epi32(dot, v6, bc(24))
-                dot = _mm512_dpbusd_epi32(dot, v7, bc(28))
+                // the offset's -offset·Σa seeds the chain (exact: it is all int32)
+                let dot = dpbusdChain(offset != 0 ? _mm512_set1_epi32(0 &- offset &* sa) : zero,
+                                      (v0, v1, v2, v3, v4, v5, v6, v7), a)
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(da)), acc)
                 if L.min { acc = _mm512_fmadd_ps(m, _mm512_set1_ps(x.scaledSums[k]), acc) }  // da · Float(sa), precomputed
             }

@@ -27,6 +27,23 @@ enum OutputSums {
     }
 }
 
+/// seed + the 16 rows' Σ v·a over 32 values: 8 vpdpbusd in one chain, v_k (lane r = row r's 4 values 4k...4k+3)
+/// against the 4 activation bytes at a + 4k broadcast to every lane. One chain per token: the 8-token tiles then
+/// hold 8 chains in flight without a second accumulator per token (8 more registers).
+@inline(__always)
+func dpbusdChain(_ seed: __m512i, _ v: (__m512i, __m512i, __m512i, __m512i, __m512i, __m512i, __m512i, __m512i),
+                 _ a: UnsafeRawPointer) -> __m512i {
+    @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
+    var c = _mm512_dpbusd_epi32(seed, v.0, bc(0))
+    c = _mm512_dpbusd_epi32(c, v.1, bc(4))
+    c = _mm512_dpbusd_epi32(c, v.2, bc(8))
+    c = _mm512_dpbusd_epi32(c, v.3, bc(12))
+    c = _mm512_dpbusd_epi32(c, v.4, bc(16))
+    c = _mm512_dpbusd_epi32(c, v.5, bc(20))
+    c = _mm512_dpbusd_epi32(c, v.6, bc(24))
+    return _mm512_dpbusd_epi32(c, v.7, bc(28))
+}
+
 /// Eight tokens per register tile.
 public enum EightTokens: TokenTile { public static var width: Int { 8 } }
 
