@@ -18,6 +18,14 @@ public enum HalfConvert {
         }
     }
 
+    /// The 16 halves at src as floats (exact), two vcvtph2ps.
+    @inlinable @inline(__always)
+    public static func toFloat16(_ src: UnsafePointer<UInt16>) -> SIMD16<Float> {
+        let lo = _mm256_cvtph_ps(UnsafeRawPointer(src).loadUnaligned(as: __m128i.self))
+        let hi = _mm256_cvtph_ps(UnsafeRawPointer(src + 8).loadUnaligned(as: __m128i.self))
+        return unsafeBitCast((lo, hi), to: SIMD16<Float>.self)
+    }
+
     /// dst[i] = f16(src[i]) (round to nearest even, as Float16(_:) rounds) for n values, 8 at a time.
     @inlinable @inline(__always)
     public static func toHalf(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ n: Int) {

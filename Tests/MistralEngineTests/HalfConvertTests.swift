@@ -36,4 +36,23 @@ final class HalfConvertTests: XCTestCase {
             if want.isNaN { XCTAssertTrue(f.isNaN) } else { XCTAssertEqual(f.bitPattern, want.bitPattern, "\(h)") }
         }
     }
+
+    /// toFloat16 (two vcvtph2ps, the f16 KV cache read in place by decode attention) gives every half's
+    /// float exactly as Swift's Float16 conversion does (NaNs: both NaN).
+    func testToFloat16ConvertsEveryHalfExactly() {
+        let halves = (0..<65536).map { UInt16($0) }
+        halves.withUnsafeBufferPointer { src in
+            for base in stride(from: 0, to: 65536, by: 16) {
+                let got = HalfConvert.toFloat16(src.baseAddress! + base)
+                for l in 0..<16 {
+                    let want = Float(Float16(bitPattern: src[base + l]))
+                    if want.isNaN {
+                        XCTAssertTrue(got[l].isNaN, "half \(base + l)")
+                    } else {
+                        XCTAssertEqual(got[l].bitPattern, want.bitPattern, "half \(base + l)")
+                    }
+                }
+            }
+        }
+    }
 }

@@ -97,6 +97,21 @@ final class TinyMistralTests: XCTestCase {
         }
     }
 
+    /// The same with the default f16 cache, whose decode (n_batch 1: one token's query heads) reads keys and
+    /// values in place from the cache while prefill chunks convert each 64-position block first: both convert
+    /// exactly, so every position agrees as closely as with the f32 cache.
+    func testF16CacheDecodeReadsInPlaceAsPrefillConverts() throws {
+        let model = try load("gguf/tiny-s-f32.gguf")
+        let ids = (0..<600).map { Int32(($0 * 7919 + 11) % 4000 + 20) }
+        let whole = try logits(model, ids, kv: .f16, nBatch: 512, nCtx: 640)
+        for nBatch in [7, 1] {
+            let chunked = try logits(model, ids, kv: .f16, nBatch: nBatch, nCtx: 640)
+            XCTAssertLessThan(maxAbsDiff(whole, chunked), 1e-4, "n_batch \(nBatch)")
+        }
+        // and the f16 rounding is there (the cache is not f32)
+        XCTAssertGreaterThan(maxAbsDiff(whole, try logits(model, ids, kv: .f32, nBatch: 512, nCtx: 640)), 0)
+    }
+
     func testTextLogitsEveryFormat() throws {
         let ref = try loadNpy("tiny-s/reference/text_logits.npy")
         let ids = int32s(try loadJSON("tiny-s/reference/text_greedy.json")["input_ids"])

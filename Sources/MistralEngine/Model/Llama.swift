@@ -424,6 +424,12 @@ final class KVCache: @unchecked Sendable {  // written by one session's forward 
         }
     }
 
+    /// One KV head's halves at position `pos` of an f16 cache (the next position's are rowBytes / 2 further).
+    @inline(__always)
+    func halfRow(_ base: UnsafeMutableRawPointer, layer: Int, pos: Int, head: Int, headDim: Int) -> UnsafePointer<UInt16> {
+        UnsafePointer((base + offset(layer: layer, pos: pos)).assumingMemoryBound(to: UInt16.self) + head &* headDim)
+    }
+
     /// Reads `count` positions from `pos` of one KV head (headDim values each) as floats into dst (row-major).
     @inline(__always)
     func load(_ base: UnsafeMutableRawPointer, layer: Int, pos: Int, count: Int, head: Int, headDim: Int,
@@ -746,11 +752,20 @@ extension LlamaWeights {
             runSum[i] = 0
             out(i).update(repeating: 0, count: hd)
         }
+        // Decode (a token's few query heads) reads an f16 cache where it lies, converting in registers: the
+        // block's conversion into kBuf / vBuf was a third of a decode step at depth 1024. Many queries (prefill)
+        // convert each block once. f16 -> f32 is exact and the FMAs are the same, so both give the same bits.
+        let direct = a.cache.type == .f16 && hd % 16 == 0 && nq <= 4
+        let halfStride = a.cache.rowBytes / 2
         var p0 = positions.lowerBound
         while p0 < positions.upperBound {
             let p1 = min(p0 + block, positions.upperBound)
-            a.cache.load(a.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
-            a.cache.load(a.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
+            let kHalf = a.cache.halfRow(a.cache.k, layer: a.layer, pos: p0, head: kvh, headDim: hd)
+            let vHalf = a.cache.halfRow(a.cache.v, layer: a.layer, pos: p0, head: kvh, headDim: hd)
+            if !direct {
+                a.cache.load(a.cache.k, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: kBuf)
+                a.cache.load(a.cache.v, layer: a.layer, pos: p0, count: p1 - p0, head: kvh, headDim: hd, into: vBuf)
+            }
             // every query sees the whole block (decode, and prefill blocks before the diagonal): the values are
             // then accumulated for 4 queries at once with the outputs in registers (accumulateValues)
             let wholeBlock = hd % 16 == 0 && a.startPos + t0 + 1 >= p1
@@ -764,8 +779,13 @@ extension LlamaWeights {
                 for p in p0..<visible {
                     // lanes summed as a tree (SIMD16.sum()'s 15 dependent adds per score were the largest part
                     // of decode attention at short contexts)
-                    let k = kBuf + (p - p0) * hd
-                    let v = (hd % 16 == 0 ? lanesSum(dotLanes(q, k, hd).0) : dot(q, k, hd)) * scale
+                    let v: Float
+                    if direct {
+                        v = lanesSum(dotLanesHalf(q, kHalf + (p - p0) &* halfStride, hd)) * scale
+                    } else {
+                        let k = kBuf + (p - p0) * hd
+                        v = (hd % 16 == 0 ? lanesSum(dotLanes(q, k, hd).0) : dot(q, k, hd)) * scale
+                    }
                     sc[p - p0] = v
                     blockMax = max(blockMax, v)
                 }
@@ -793,7 +813,12 @@ extension LlamaWeights {
                     tail += sc[j]
                     j += 1
                 }
-                if !wholeBlock {
+                if !wholeBlock && direct {
+                    for p in 0..<count {
+                        accumulateValues(1, HalfRows(vHalf + p &* halfStride, stride: halfStride), count: 1, hd: hd,
+                                         scores: sc + p, scoreStride: block, out: (o, o, o, o))
+                    }
+                } else if !wholeBlock {
                     for p in 0..<count { axpy(sc[p], vBuf + p * hd, o, hd) }
                 }
                 runSum[i] += sum16.sum() + tail
@@ -804,11 +829,22 @@ extension LlamaWeights {
                 while i < nq {
                     let outs = (out(i), out(min(i + 1, nq - 1)), out(min(i + 2, nq - 1)), out(min(i + 3, nq - 1)))
                     let sc = scores + i * block, count = p1 - p0
-                    switch nq - i {
-                    case 1: accumulateValues(1, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                    case 2: accumulateValues(2, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                    case 3: accumulateValues(3, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                    default: accumulateValues(4, vBuf, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                    if direct {
+                        let rows = HalfRows(vHalf, stride: halfStride)
+                        switch nq - i {
+                        case 1: accumulateValues(1, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        case 2: accumulateValues(2, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        case 3: accumulateValues(3, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        default: accumulateValues(4, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        }
+                    } else {
+                        let rows = FloatRows(vBuf, stride: hd)
+                        switch nq - i {
+                        case 1: accumulateValues(1, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        case 2: accumulateValues(2, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        case 3: accumulateValues(3, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        default: accumulateValues(4, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
+                        }
                     }
                     i += 4
                 }
@@ -822,10 +858,10 @@ extension LlamaWeights {
     /// value row is read once for the n queries, and every output lane takes the same fused multiply-adds in the
     /// same order as axpy gives it. Outputs past n are neither read nor written.
     @inline(__always)
-    private func accumulateValues(_ n: Int, _ v: UnsafePointer<Float>, count: Int, hd: Int,
-                                  scores: UnsafePointer<Float>, scoreStride: Int,
-                                  out: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                        UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) {
+    private func accumulateValues<R: ValueRows>(_ n: Int, _ v: R, count: Int, hd: Int,
+                                                scores: UnsafePointer<Float>, scoreStride: Int,
+                                                out: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                                      UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) {
         let s0 = scores, s1 = scores + scoreStride, s2 = s1 + scoreStride, s3 = s2 + scoreStride
         var d = 0
         while d < hd {
@@ -838,14 +874,12 @@ extension LlamaWeights {
             var o0 = lanes(out.0)
             var o1 = n > 1 ? lanes(out.1) : SIMD16(), o2 = n > 2 ? lanes(out.2) : SIMD16()
             var o3 = n > 3 ? lanes(out.3) : SIMD16()
-            var row = v + d
             for p in 0..<count {
-                let x = UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self)
+                let x = v.lanes(p, d)
                 o0.addProduct(SIMD16(repeating: s0[p]), x)
                 if n > 1 { o1.addProduct(SIMD16(repeating: s1[p]), x) }
                 if n > 2 { o2.addProduct(SIMD16(repeating: s2[p]), x) }
                 if n > 3 { o3.addProduct(SIMD16(repeating: s3[p]), x) }
-                row += hd
             }
             store(out.0, o0)
             if n > 1 { store(out.1, o1) }
@@ -854,4 +888,44 @@ extension LlamaWeights {
             d += 16
         }
     }
+}
+
+/// Value rows as accumulateValues reads them: 16 floats of row p from dimension d.
+protocol ValueRows {
+    func lanes(_ p: Int, _ d: Int) -> SIMD16<Float>
+}
+
+/// Rows of floats (a block converted into the attention scratch).
+struct FloatRows: ValueRows {
+    let base: UnsafePointer<Float>
+    let stride: Int
+    init(_ base: UnsafePointer<Float>, stride: Int) { self.base = base; self.stride = stride }
+    @inline(__always) func lanes(_ p: Int, _ d: Int) -> SIMD16<Float> {
+        UnsafeRawPointer(base + (p &* stride &+ d)).loadUnaligned(as: SIMD16<Float>.self)
+    }
+}
+
+/// Rows of halves read in place from an f16 KV cache (stride: halves between positions), converted exactly.
+struct HalfRows: ValueRows {
+    let base: UnsafePointer<UInt16>
+    let stride: Int
+    init(_ base: UnsafePointer<UInt16>, stride: Int) { self.base = base; self.stride = stride }
+    @inline(__always) func lanes(_ p: Int, _ d: Int) -> SIMD16<Float> { HalfConvert.toFloat16(base + (p &* stride &+ d)) }
+}
+
+/// dotLanes(q, k, n).0 with k as halves converted exactly (the same FMAs in the same order); n % 16 == 0.
+@inline(__always)
+func dotLanesHalf(_ a: UnsafePointer<Float>, _ b: UnsafePointer<UInt16>, _ n: Int) -> SIMD16<Float> {
+    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var i = 0
+    while i + 32 <= n {
+        acc0.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self), HalfConvert.toFloat16(b + i))
+        acc1.addProduct(UnsafeRawPointer(a + i + 16).loadUnaligned(as: SIMD16<Float>.self), HalfConvert.toFloat16(b + i + 16))
+        i += 32
+    }
+    while i + 16 <= n {
+        acc0.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self), HalfConvert.toFloat16(b + i))
+        i += 16
+    }
+    return acc0 + acc1
 }
