@@ -830,26 +830,30 @@ extension LlamaWeights {
                     let outs = (out(i), out(min(i + 1, nq - 1)), out(min(i + 2, nq - 1)), out(min(i + 3, nq - 1)))
                     let sc = scores + i * block, count = p1 - p0
                     if direct {
-                        let rows = HalfRows(vHalf, stride: halfStride)
-                        switch nq - i {
-                        case 1: accumulateValues(1, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        case 2: accumulateValues(2, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        case 3: accumulateValues(3, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        default: accumulateValues(4, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        }
+                        accumulateQueries(nq - i, HalfRows(vHalf, stride: halfStride), count: count, hd: hd, scores: sc,
+                                          scoreStride: block, out: outs)
                     } else {
-                        let rows = FloatRows(vBuf, stride: hd)
-                        switch nq - i {
-                        case 1: accumulateValues(1, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        case 2: accumulateValues(2, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        case 3: accumulateValues(3, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        default: accumulateValues(4, rows, count: count, hd: hd, scores: sc, scoreStride: block, out: outs)
-                        }
+                        accumulateQueries(nq - i, FloatRows(vBuf, stride: hd), count: count, hd: hd, scores: sc,
+                                          scoreStride: block, out: outs)
                     }
                     i += 4
                 }
             }
             p0 = p1
+        }
+    }
+
+    /// accumulateValues for the first min(left, 4) queries, with that count a constant at each call.
+    @inline(__always)
+    private func accumulateQueries<R: ValueRows>(_ left: Int, _ v: R, count: Int, hd: Int, scores: UnsafePointer<Float>,
+                                                 scoreStride: Int,
+                                                 out: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                                       UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) {
+        switch left {
+        case 1: accumulateValues(1, v, count: count, hd: hd, scores: scores, scoreStride: scoreStride, out: out)
+        case 2: accumulateValues(2, v, count: count, hd: hd, scores: scores, scoreStride: scoreStride, out: out)
+        case 3: accumulateValues(3, v, count: count, hd: hd, scores: scores, scoreStride: scoreStride, out: out)
+        default: accumulateValues(4, v, count: count, hd: hd, scores: scores, scoreStride: scoreStride, out: out)
         }
     }
 
