@@ -1,8 +1,8 @@
 // Speed of each quantized kernel on each instruction-set path this CPU has (a benchmark, not a test):
 //     swift run -c release KernelBench [rows] [cols] [threads] [types, e.g. Q4_0,Q6_K]
 // Random blocks (valid f16 scales) of a rows x cols matrix; decode = 1 token (weights streamed from memory:
-// GB/s of weight bytes), batch8 = 8 tokens (a batched decode step of 8 sessions: GB/s of weight bytes, with the
-// matrix larger than the caches still from memory), prompt = 64 tokens (GMAC/s). Best of 5.
+// GB/s of weight bytes), batch4 / batch8 = 4 / 8 tokens (a batched decode step of 4 / 8 sessions: GB/s of weight
+// bytes, with the matrix larger than the caches still from memory), prompt = 64 tokens (GMAC/s). Best of 5.
 import Glibc
 import MistralEngine
 import MistralKernels
@@ -50,7 +50,7 @@ for i in 0..<nTok * cols { x[i] = Float(Int(rnd() % 2001) - 1000) / 1000 }
 let y = UnsafeMutablePointer<Float>.allocate(capacity: nTok * rows)
 let acts = try ActivationBatch(rows: nTok, cols: cols)
 print("rows \(rows) cols \(cols) threads \(threads); paths: \(KernelPath.available.map(\.rawValue).joined(separator: ", "))")
-print("type   path     decode GB/s   decode ms   batch8 GB/s   prompt64 GMAC/s")
+print("type   path     decode GB/s   decode ms   batch4 GB/s   batch8 GB/s   prompt64 GMAC/s")
 for qt in QuantType.allCases {
     let type = GGMLType(rawValue: qt.rawValue)
     guard let rb = type.rowBytes(cols), only?.contains(type.name.uppercased()) ?? true else { continue }
@@ -76,12 +76,15 @@ for qt in QuantType.allCases {
     for (path, w, label) in variants {
         KernelDispatch.use(path)
         guard KernelDispatch.kernel(type) != nil else { continue }
-        var best1 = Double.infinity, best8 = Double.infinity, best64 = Double.infinity
+        var best1 = Double.infinity, best4 = Double.infinity, best8 = Double.infinity, best64 = Double.infinity
         for _ in 0..<5 {
             var t0 = now()
             MatMul.multiply(w, x: x, n: 1, y: y, yStride: rows, acts: acts, pool: pool)
             best1 = min(best1, now() - t0)
             if path == .generic { continue }
+            t0 = now()
+            MatMul.multiply(w, x: x, n: 4, y: y, yStride: rows, acts: acts, pool: pool)
+            best4 = min(best4, now() - t0)
             t0 = now()
             MatMul.multiply(w, x: x, n: 8, y: y, yStride: rows, acts: acts, pool: pool)
             best8 = min(best8, now() - t0)
@@ -92,6 +95,7 @@ for qt in QuantType.allCases {
         let gmac = best64.isFinite ? Double(rows * cols * nTok) / best64 / 1e9 : 0
         print("\(pad(type.name, 6)) \(pad(label, 9)) "
               + "\(String(format1: Double(bytes) / best1 / 1e9)) \(String(format1: best1 * 1e3)) "
+              + "\(String(format1: best4.isFinite ? Double(bytes) / best4 / 1e9 : 0)) "
               + "\(String(format1: best8.isFinite ? Double(bytes) / best8 / 1e9 : 0)) \(String(format1: gmac))")
     }
     data.deallocate()

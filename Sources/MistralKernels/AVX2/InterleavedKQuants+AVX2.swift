@@ -81,9 +81,9 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             var i0 = zero, i1 = zero, i2 = zero, i3 = zero
             // unrolled: every shift an immediate, and sub-blocks 2p and 2p + 1 share their nibble loads
             @inline(__always) func sub(_ j: Int) {
-                // decode: an eighth of the block group 4 ahead per sub-block, spread out (one burst of 36 lines
+                // an eighth of the block group 4 ahead per sub-block, spread out (one burst of 36 lines
                 // per block filled the miss buffers and stalled the loads behind it)
-                if nt == 1 && h == 0 { prefetchLines(p + (4 &* groupBytes &+ j &* (groupBytes >> 3)), groupBytes >> 3) }
+                if h == 0 { prefetchLines(p + (4 &* groupBytes &+ j &* (groupBytes >> 3)), groupBytes >> 3) }
                 // sub-block j's scale per row, as an int16 pair
                 let sc: __m256i
                 if j < 4 {
@@ -189,8 +189,8 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
                 let base = p + (288 &+ 1536 &* hv &+ 256 &* gh &+ lanes)
                 @inline(__always) func sub(_ q: Int) {
                     let sb = 8 &* hv &+ 2 &* q &+ gh
-                    // decode: a sixteenth of the block group 4 ahead per sub-block, spread out as for Q4_K
-                    if nt == 1 && h == 0 { prefetchLines(p + (4 &* 3360 &+ sb &* 210), 210) }
+                    // a sixteenth of the block group 4 ahead per sub-block, spread out as for Q4_K
+                    if h == 0 { prefetchLines(p + (4 &* 3360 &+ sb &* 210), 210) }
                     let sc = scales(sb >> 2, sb & 3, sb & 3)
                     let xq = base + (q & 1) &* 512, hq = base + 1024
                     @inline(__always) func val(_ k: Int) -> __m256i {

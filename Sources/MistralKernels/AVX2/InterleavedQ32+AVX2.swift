@@ -51,7 +51,7 @@ public enum InterleavedQ32AVX2 {
         /// Block b of rows 8·h ... + 7 against the tile's tokens.
         @inline(__always) func block(_ b: Int, _ h: Int, _ acc: inout AccAVX2) {
             let p = grp + b &* stride
-            if nt == 1 && h == 0 { prefetchLines(p + 16 &* stride, stride) }  // decode: 16 block groups ahead
+            if h == 0 { prefetchLines(p + 16 &* stride, stride) }  // 16 block groups ahead
             let dw = _mm256_cvtph_ps(load128(p + 16 &* h))
             let m = L.min ? _mm256_cvtph_ps(load128(p + (mOff &+ 16 &* h))) : _mm256_setzero_ps()
             let q = p + (qOff &+ 32 &* h)  // this half's bytes in each 64-byte chunk
