@@ -49,6 +49,7 @@ public enum QuantType: UInt32, Sendable, CaseIterable {
 public protocol TokenTile { static var width: Int { get } }
 public enum OneToken: TokenTile { public static var width: Int { 1 } }
 public enum FourTokens: TokenTile { public static var width: Int { 4 } }
+public enum EightTokens: TokenTile { public static var width: Int { 8 } }
 
 /// Calls body(row, firstToken, FourTokens) over groups of 4 tokens, then body(row, token, OneToken) for the rest.
 @inline(__always)

@@ -44,9 +44,6 @@ func dpbusdChain(_ seed: __m512i, _ v: (__m512i, __m512i, __m512i, __m512i, __m5
     return _mm512_dpbusd_epi32(c, v.7, bc(28))
 }
 
-/// Eight tokens per register tile.
-public enum EightTokens: TokenTile { public static var width: Int { 8 } }
-
 /// One weight type's register tile: one group of 16 rows at `grp` against T.width tokens from t; token t + u's 16
 /// outputs go to y + u * yStride.
 protocol InterleavedTile {

@@ -1,7 +1,7 @@
 // The row-interleaved layout (Interleave.swift) and its kernels: repacking is a permutation of the file's bytes
 // (fileBlock reads every block back), the plain-Swift interleaved kernel equals the file-layout reference within
 // float rounding, and the AVX-512 and AVX2 interleaved kernels equal the plain-Swift one bit for bit (same integer
-// sums, same FMA order) on every tile width (8, 4, 1 tokens; 4, 1 on AVX2), row range and output stride.
+// sums, same FMA order) on every tile width (8, 4, 1 tokens), row range and output stride.
 import XCTest
 import MistralEngine
 import MistralKernels

@@ -1,5 +1,5 @@
 // K-quant kernels on the row-interleaved layout (Interleave.swift) with AVX2: tiles of 8 weight rows (half a
-// 64-byte chunk, one ymm) x up to 4 tokens against q8_K activations. Q4_K (and Q5_K, its fifth bits or-ed in as
+// 64-byte chunk, one ymm) x up to 8 tokens against q8_K activations. Q4_K (and Q5_K, its fifth bits or-ed in as
 // 16) per 256-block: the mins term first — the 8 rows' six-bit mins as int16 pairs, 4 vpmaddwd against each
 // token's per-32 activation sums — then per sub-block the 8 value registers unpack once and every token takes
 // 8 vpmaddubsw, summed as int16 (Q4: all 8, |Σ| <= 16·15·127; Q5: 4 at a time), and one vpmaddwd by the rows'
@@ -77,8 +77,9 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             }
             mins(0, &acc.a0)
             if nt > 1 { mins(1, &acc.a1); mins(2, &acc.a2); mins(3, &acc.a3) }
+            if nt > 4 { mins(4, &acc.a4); mins(5, &acc.a5); mins(6, &acc.a6); mins(7, &acc.a7) }
 
-            var i0 = zero, i1 = zero, i2 = zero, i3 = zero
+            var i0 = zero, i1 = zero, i2 = zero, i3 = zero, i4 = zero, i5 = zero, i6 = zero, i7 = zero
             // unrolled: every shift an immediate, and sub-blocks 2p and 2p + 1 share their nibble loads
             @inline(__always) func sub(_ j: Int) {
                 // an eighth of the block group 4 ahead per sub-block, spread out (one burst of 36 lines
@@ -126,6 +127,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                 }
                 step(0, &i0)
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
+                if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
             }
             sub(0); sub(1); sub(2); sub(3); sub(4); sub(5); sub(6); sub(7)
             @inline(__always) func scaled(_ u: Int, _ i: __m256i, _ acc: inout __m256) {
@@ -134,6 +136,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             }
             scaled(0, i0, &acc.a0)
             if nt > 1 { scaled(1, i1, &acc.a1); scaled(2, i2, &acc.a2); scaled(3, i3, &acc.a3) }
+            if nt > 4 { scaled(4, i4, &acc.a4); scaled(5, i5, &acc.a5); scaled(6, i6, &acc.a6); scaled(7, i7, &acc.a7) }
         }
 
         InterleavedTilesAVX2.blocks(nb, tokens: nt, half: half, y, yStride, block)
@@ -177,8 +180,9 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
                                           _mm256_add_epi32(_mm256_madd_epi16(s6, bc(6)), _mm256_madd_epi16(s7, bc(7))))
                 return _mm256_sub_epi32(zero, _mm256_slli_epi32(_mm256_add_epi32(o, o2), 5))
             }
-            var i0 = offset(0), i1 = zero, i2 = zero, i3 = zero
+            var i0 = offset(0), i1 = zero, i2 = zero, i3 = zero, i4 = zero, i5 = zero, i6 = zero, i7 = zero
             if nt > 1 { i1 = offset(1); i2 = offset(2); i3 = offset(3) }
+            if nt > 4 { i4 = offset(4); i5 = offset(5); i6 = offset(6); i7 = offset(7) }
 
             // sub-block sb = 8h + 2q + gh: values 128h + 32q + 16gh ... + 15, four registers of 8 rows x 4 values;
             // the low 4 bits are A's or B's (q odd) nibble (q >= 2: the high one), the top 2 bits qh's bits 2q, 2q + 1.
@@ -218,6 +222,7 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
                     }
                     step(0, &i0)
                     if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
+                    if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
                 }
                 sub(0); sub(1); sub(2); sub(3)
                 hg &+= 1
@@ -228,6 +233,7 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
             }
             scaled(0, i0, &acc.a0)
             if nt > 1 { scaled(1, i1, &acc.a1); scaled(2, i2, &acc.a2); scaled(3, i3, &acc.a3) }
+            if nt > 4 { scaled(4, i4, &acc.a4); scaled(5, i5, &acc.a5); scaled(6, i6, &acc.a6); scaled(7, i7, &acc.a7) }
         }
 
         InterleavedTilesAVX2.blocks(nb, tokens: nt, half: half, y, yStride, block)

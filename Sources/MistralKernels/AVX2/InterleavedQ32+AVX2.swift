@@ -1,5 +1,5 @@
 // 32-value-block kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) on the row-interleaved layout (Interleave.swift) with
-// AVX2: register tiles of 8 weight rows (half a 64-byte chunk, one ymm) x up to 4 tokens. Per block the 8 rows'
+// AVX2: register tiles of 8 weight rows (half a 64-byte chunk, one ymm) x up to 8 tokens. Per block the 8 rows'
 // 32 values unpack once into 8 ymm of bytes (lane r = 4 values of row r); each token takes 8 vpmaddubsw against
 // its 4-byte activation groups broadcast to every lane, sums them as int16 where that cannot overflow (Q4: all
 // 8, |Σ| <= 16·15·127; Q5: 4 at a time), widens with vpmaddwd by ones, folds the offset in as -offset·Σa and
@@ -121,6 +121,7 @@ public enum InterleavedQ32AVX2 {
             }
             step(0, &acc.a0)
             if nt > 1 { step(1, &acc.a1); step(2, &acc.a2); step(3, &acc.a3) }
+            if nt > 4 { step(4, &acc.a4); step(5, &acc.a5); step(6, &acc.a6); step(7, &acc.a7) }
         }
 
         InterleavedTilesAVX2.blocks(nb, tokens: nt, half: half, y, yStride, block)
