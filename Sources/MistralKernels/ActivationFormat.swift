@@ -20,7 +20,9 @@ public enum ActivationFormat: Sendable {
 /// Two derived per-token fields, computed once per row so the tiles that serve 8 tokens per weight load take
 /// them as memory operands instead of rebuilding them per weight row group (on CPUs with two 512-bit ports the
 /// scalar converts, multiplies and register broadcasts competed with vpdpbusd for them):
-///  * q8_0: scaledSums[b] = d[b] · Float(Σq of block b), the min term's factor of Q4_1 / Q5_1;
+///  * q8_0: scaledSums[b] = d[b] · Float(Σq of block b), the min term's factor of Q4_1 / Q5_1, and
+///    floatSums[b] = Float(Σq of block b), which the AVX2 tiles subtract Q4_0 / Q5_0's offset with (one FMA on
+///    integers below 2^24, so exactly the reference's Float(dot - offset · Σq));
 ///  * q8_K: sums32[j] = Σq over values 32j ..< 32j + 32, adjacent int16 so two of them load as the (sub-block
 ///    2i, 2i + 1) pair Q4_K / Q5_K's mins vpdpwssd takes.
 public struct ActivationView: @unchecked Sendable {  // points into a QuantizedActivations buffer the caller keeps
@@ -30,6 +32,7 @@ public struct ActivationView: @unchecked Sendable {  // points into a QuantizedA
     public let d: UnsafePointer<Float>
     public let sums: UnsafePointer<Int16>
     public let scaledSums: UnsafePointer<Float>
+    public let floatSums: UnsafePointer<Float>
     public let sums32: UnsafePointer<Int16>
 
     /// Scales and partial sums per token row (kept, not divided out per call: a run-time division per row showed).
@@ -37,13 +40,15 @@ public struct ActivationView: @unchecked Sendable {  // points into a QuantizedA
     public let sumsPerRow: Int
 
     public init(format: ActivationFormat, cols: Int, qs: UnsafePointer<Int8>, d: UnsafePointer<Float>,
-                sums: UnsafePointer<Int16>, scaledSums: UnsafePointer<Float>, sums32: UnsafePointer<Int16>) {
+                sums: UnsafePointer<Int16>, scaledSums: UnsafePointer<Float>, floatSums: UnsafePointer<Float>,
+                sums32: UnsafePointer<Int16>) {
         self.format = format
         self.cols = cols
         self.qs = qs
         self.d = d
         self.sums = sums
         self.scaledSums = scaledSums
+        self.floatSums = floatSums
         self.sums32 = sums32
         scalesPerRow = cols / format.blockSize
         sumsPerRow = cols / format.sumSize
@@ -63,6 +68,7 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
     private let d: UnsafeMutablePointer<Float>
     private let sums: UnsafeMutablePointer<Int16>
     private let scaledSums: UnsafeMutablePointer<Float>
+    private let floatSums: UnsafeMutablePointer<Float>
     private let sums32: UnsafeMutablePointer<Int16>
     public private(set) var cols = 0
 
@@ -73,11 +79,13 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
         let (n, o) = tokens.multipliedReportingOverflow(by: paddedCols)
         guard tokens > 0, cols > 0, !o,
               let q = malloc(n), let dd = malloc(n / bs * 4), let s = malloc(n / format.sumSize * 2) else { return nil }
-        guard let ss = malloc(n / bs * 4), let s32 = malloc(n / 32 * 2) else {
-            free(q); free(dd); free(s)
+        let ssOrNil = malloc(n / bs * 4), fsOrNil = malloc(n / bs * 4), s32OrNil = malloc(n / 32 * 2)
+        guard let ss = ssOrNil, let fs = fsOrNil, let s32 = s32OrNil else {
+            free(q); free(dd); free(s); free(ssOrNil); free(fsOrNil); free(s32OrNil)
             return nil
         }
         scaledSums = ss.assumingMemoryBound(to: Float.self)
+        floatSums = fs.assumingMemoryBound(to: Float.self)
         sums32 = s32.assumingMemoryBound(to: Int16.self)
         self.format = format
         capacityTokens = tokens
@@ -92,11 +100,13 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
         free(d)
         free(sums)
         free(scaledSums)
+        free(floatSums)
         free(sums32)
     }
 
     public var view: ActivationView {
-        ActivationView(format: format, cols: cols, qs: qs, d: d, sums: sums, scaledSums: scaledSums, sums32: sums32)
+        ActivationView(format: format, cols: cols, qs: qs, d: d, sums: sums, scaledSums: scaledSums, floatSums: floatSums,
+                       sums32: sums32)
     }
 
     /// Sets the row length for the next `quantize` calls (a multiple of the block size, <= capacityCols).
@@ -109,8 +119,11 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
         ActivationQuantizer.quantize(x, cols, blockSize: bs, sumSize: ss, q: q, d: dq, sums: sq)
         switch format {
         case .q8_0:
-            let out = scaledSums + t * (cols / bs)
-            for b in 0..<cols / bs { out[b] = dq[b] * Float(sq[b]) }
+            let out = scaledSums + t * (cols / bs), outF = floatSums + t * (cols / bs)
+            for b in 0..<cols / bs {
+                out[b] = dq[b] * Float(sq[b])
+                outF[b] = Float(sq[b])
+            }
         case .q8_K:
             let out = sums32 + t * (cols / 32)
             for j in 0..<cols / 32 { out[j] = sq[2 &* j] &+ sq[2 &* j &+ 1] }

@@ -2,11 +2,12 @@
 // AVX2: register tiles of 8 weight rows (half a 64-byte chunk, one ymm) x up to 8 tokens. Per block the 8 rows'
 // 32 values unpack once into 8 ymm of bytes (lane r = 4 values of row r); each token takes 8 vpmaddubsw against
 // its 4-byte activation groups broadcast to every lane, sums them as int16 where that cannot overflow (Q4: all
-// 8, |Σ| <= 16·15·127; Q5: 4 at a time), widens with vpmaddwd by ones, folds the offset in as -offset·Σa and
-// adds Float(dot)·(d_w·d_a) with one FMA (and m·(d_a·Σa) for the types with a min). Q8_0's stored w + 128 would
-// saturate vpmaddubsw, so its signed w (xor 0x80) goes in as |w| x sign(a, w), exact since activations are never
-// -128, and each product pair is widened on its own. The integer sums are exact and the float steps are
-// InterleavedGeneric's in its order, so results equal it bit for bit, whatever tile serves a token.
+// 8, |Σ| <= 16·15·127; Q5: 4 at a time), widens with vpmaddwd by ones, converts, subtracts offset·Σa with one
+// FMA (integers below 2^24, so exact) and adds Float(dot)·(d_w·d_a) with one FMA (and m·(d_a·Σa) for the types
+// with a min). Q8_0's stored w + 128 would saturate vpmaddubsw, so its signed w (xor 0x80) goes in as |w| x
+// sign(a, w), exact since activations are never -128, and each product pair is widened on its own. The integer
+// sums are exact and the float steps are InterleavedGeneric's in its order, so results equal it bit for bit,
+// whatever tile serves a token.
 import _Builtin_intrinsics.intel
 
 public enum InterleavedQ32AVX2 {
@@ -41,7 +42,7 @@ public enum InterleavedQ32AVX2 {
         let stride = 16 &* L.bytes
         let five = L.qh != 0
         let mOff = 32, hOff = L.min ? 64 : 32, qOff = hOff + (five ? 64 : 0)
-        let offset = Int32(L.offset)
+        let offset = Int32(L.offset), offsetF = _mm256_set1_ps(Float(L.offset))
         let low = _mm256_set1_epi8(15), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1)
         let flip = _mm256_set1_epi8(-128)
         // byte i: i / 8 (which byte of the 32 fifth bits), 1 << i % 8 (which bit of it)
@@ -92,7 +93,7 @@ public enum InterleavedQ32AVX2 {
                     _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self))
                 }
                 let k = (t &+ u) &* nb &+ b
-                let da = x.d[k], sa = Int32(x.sums[k])
+                let da = x.d[k]
                 var dot: __m256i
                 if L.int8 {
                     @inline(__always) func pd(_ w: __m256i, _ v: __m256i, _ o: Int) -> __m256i {
@@ -115,8 +116,10 @@ public enum InterleavedQ32AVX2 {
                         dot = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3)), ones)
                     }
                 }
-                if offset != 0 { dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(offset &* sa)) }
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
+                var dotF = _mm256_cvtepi32_ps(dot)
+                // dot - offset·Σa exactly (integers below 2^24), Σa as a float from memory: no scalar to vector move
+                if offset != 0 { dotF = _mm256_fnmadd_ps(offsetF, _mm256_set1_ps(x.floatSums[k]), dotF) }
+                acc = _mm256_fmadd_ps(dotF, _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
                 if L.min { acc = _mm256_fmadd_ps(m, _mm256_set1_ps(x.scaledSums[k]), acc) }  // da · Float(sa), precomputed
             }
             step(0, &acc.a0)
