@@ -39,7 +39,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = x.sumsPerRow
         let five = V.present
         let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
         let bit4 = _mm512_set1_epi8(0x10)
@@ -73,7 +73,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 m = _mm512_dpwssd_epi32(m, m23, bc(1))
                 m = _mm512_dpwssd_epi32(m, m45, bc(2))
                 m = _mm512_dpwssd_epi32(m, m67, bc(3))
-                let da = x.d[(t &+ u) &* nb &+ b]
+                let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_cvtepi32_ps(m)),
                                                 _mm512_mul_ps(dmin, _mm512_set1_ps(da)), $0) }
             }
@@ -107,7 +107,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
                 }
                 let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3), v4 = val(4), v5 = val(5), v6 = val(6), v7 = val(7)
                 @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {
-                    let row: Int = (t &+ u) &* cols
+                    let row: Int = (t &+ u) &* x.rowStride
                     let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ j &* 32))
                     let c = dpbusdChain(zero, (v0, v1, v2, v3, v4, v5, v6, v7), a)
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(c, sc))
@@ -118,7 +118,7 @@ enum Q45KTile<V: FifthBits>: InterleavedTile {
             }
             subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
-                let da = x.d[(t &+ u) &* nb &+ b]
+                let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
             }
             scaled(0, i0)
@@ -133,7 +133,7 @@ enum Q6KTile: InterleavedTile {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = x.sumsPerRow
         let low = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30), zero = _mm512_setzero_si512()
         let mask16 = _mm512_set1_epi32(0xFFFF)
         OutputSums.zero(y, tokens: nt, yStride)
@@ -186,7 +186,7 @@ enum Q6KTile: InterleavedTile {
                 }
                 let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3)
                 @inline(__always) func step(_ u: Int, _ acc: inout __m512i) {
-                    let row: Int = (t &+ u) &* cols
+                    let row: Int = (t &+ u) &* x.rowStride
                     let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ sb &* 16))
                     @inline(__always) func bc(_ o: Int) -> __m512i { _mm512_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
                     var d = _mm512_dpbusd_epi32(zero, v0, bc(0))
@@ -202,7 +202,7 @@ enum Q6KTile: InterleavedTile {
             subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
             subBlock(8); subBlock(9); subBlock(10); subBlock(11); subBlock(12); subBlock(13); subBlock(14); subBlock(15)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
-                let da = x.d[(t &+ u) &* nb &+ b]
+                let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
             }
             scaled(0, i0)

@@ -71,9 +71,9 @@ public enum InterleavedQ32AVX512 {
 
             /// Token t + u: 8 vpdpbusd in one chain, the offset, one FMA (two with a min).
             @inline(__always) func step(_ u: Int, _ acc: inout __m512) {
-                let row: Int = (t &+ u) &* cols
+                let row: Int = (t &+ u) &* x.rowStride
                 let a = UnsafeRawPointer(x.qs + (row &+ b &* 32))
-                let k = (t &+ u) &* nb &+ b
+                let k = (t &+ u) &* x.scalesPerRow &+ b
                 let da = x.d[k], sa = Int32(x.sums[k])
                 // the offset's -offset·Σa seeds the chain (exact: it is all int32)
                 let dot = dpbusdChain(offset != 0 ? _mm512_set1_epi32(0 &- offset &* sa) : zero,

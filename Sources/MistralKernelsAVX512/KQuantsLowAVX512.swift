@@ -42,7 +42,7 @@ public enum KQuantsLowAVX512 {
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a0 = x.values(t), a1 = x.values(t &+ u1), a2 = x.values(t &+ u2), a3 = x.values(t &+ u3)
         // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.cols >> 8, ns = x.cols >> 4
+        let nd = x.scalesPerRow, ns = x.sumsPerRow
         let d0 = x.d + t &* nd, d1 = x.d + (t &+ u1) &* nd, d2 = x.d + (t &+ u2) &* nd, d3 = x.d + (t &+ u3) &* nd
         let s0 = x.sums + t &* ns, s1 = x.sums + (t &+ u1) &* ns, s2 = x.sums + (t &+ u2) &* ns, s3 = x.sums + (t &+ u3) &* ns
         var blk = row
@@ -95,7 +95,7 @@ public enum KQuantsLowAVX512 {
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a0 = x.values(t), a1 = x.values(t &+ u1), a2 = x.values(t &+ u2), a3 = x.values(t &+ u3)
         // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.cols >> 8, ns = x.cols >> 4
+        let nd = x.scalesPerRow, ns = x.sumsPerRow
         let d0 = x.d + t &* nd, d1 = x.d + (t &+ u1) &* nd, d2 = x.d + (t &+ u2) &* nd, d3 = x.d + (t &+ u3) &* nd
         let s0 = x.sums + t &* ns, s1 = x.sums + (t &+ u1) &* ns, s2 = x.sums + (t &+ u2) &* ns, s3 = x.sums + (t &+ u3) &* ns
         var blk = row

@@ -92,7 +92,7 @@ final class InterleaveTests: XCTestCase {
             let generic = try XCTUnwrap(GenericKernels.interleaved[type])
             let fileRef = try XCTUnwrap(GenericKernels.table[type])
             let fast = InterleaveTests.fastKernels(type)
-            for cols in type.blockSize == 32 ? [32, 96, 1024] : [256, 512, 1024] {
+            for cols in type.blockSize == 32 ? [32, 96, 4096] : [256, 512, 4096] {  // 4096: padded rows
                 for tokens in [1, 3, 4, 8, 13, 19] {
                     seed &+= 1
                     let c = try QuantKernelTests.Case(type, rows: 48, cols: cols, tokens: tokens, seed: seed)

@@ -210,7 +210,24 @@ final class QuantKernelTests: XCTestCase {
     }
 
     /// 9216: wider than 8192, where decode of Q4_K/Q5_K switches to the two-row kernel.
-    static func columns(_ type: QuantType) -> [Int] { type.blockSize == 32 ? [96, 512, 1024] : [512, 1024, 9216] }
+    /// 4096: rows padded apart (QuantizedActivations.rowStride), so a kernel that assumed stride = cols fails.
+    static func columns(_ type: QuantType) -> [Int] { type.blockSize == 32 ? [96, 512, 4096] : [512, 4096, 9216] }
+
+    func testActivationRowsOfFourKBMultiplesArePaddedApart() throws {
+        for format in [ActivationFormat.q8_0, .q8_K] {
+            let acts = try XCTUnwrap(QuantizedActivations(format: format, tokens: 3, cols: 8192))
+            acts.setColumns(8192)
+            XCTAssertEqual(acts.view.rowStride, 8192 + 256)
+            XCTAssertEqual(acts.view.scalesPerRow, (8192 + 256) / format.blockSize)
+            acts.setColumns(5120)
+            XCTAssertEqual(acts.view.rowStride, 5120)
+            // the last row's values, scales and sums stay inside the buffers (ASan would catch an overrun)
+            let x = [Float](repeating: 0.5, count: 8192)
+            acts.setColumns(8192)
+            x.withUnsafeBufferPointer { acts.quantize(row: 2, from: $0.baseAddress!) }
+            XCTAssertEqual(acts.view.values(2)[8191], 127)
+        }
+    }
 
     /// The fast tables this CPU runs, and a note naming those it does not.
     static func fastPaths() -> ([(String, [QuantType: QuantKernel])], String) {

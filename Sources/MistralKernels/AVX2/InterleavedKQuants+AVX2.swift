@@ -40,7 +40,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ half: Int, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = x.sumsPerRow
         let five = V.five
         let groupBytes: Int = five ? 2816 : 2304  // 16 blocks of 176 or 144 bytes
         let low = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(0x10), six = _mm256_set1_epi32(63)
@@ -71,7 +71,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                 }
                 let m = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(m01, bc(0)), _mm256_madd_epi16(m23, bc(1))),
                                          _mm256_add_epi32(_mm256_madd_epi16(m45, bc(2)), _mm256_madd_epi16(m67, bc(3))))
-                let da = x.d[(t &+ u) &* nb &+ b]
+                let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 acc = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_cvtepi32_ps(m)),
                                       _mm256_mul_ps(dmin, _mm256_set1_ps(da)), acc)
             }
@@ -107,7 +107,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
                 }
                 let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3), v4 = val(4), v5 = val(5), v6 = val(6), v7 = val(7)
                 @inline(__always) func step(_ u: Int, _ acc: inout __m256i) {
-                    let row: Int = (t &+ u) &* cols
+                    let row: Int = (t &+ u) &* x.rowStride
                     let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ j &* 32))
                     @inline(__always) func bc(_ o: Int) -> __m256i {
                         _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self))
@@ -131,7 +131,7 @@ enum Q45KTileAVX2<V: Q45Kind>: InterleavedTileAVX2 {
             }
             sub(0); sub(1); sub(2); sub(3); sub(4); sub(5); sub(6); sub(7)
             @inline(__always) func scaled(_ u: Int, _ i: __m256i, _ acc: inout __m256) {
-                let da = x.d[(t &+ u) &* nb &+ b]
+                let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
             }
             scaled(0, i0, &acc.a0)
@@ -147,7 +147,7 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
     @inline(__always)
     static func tile<T: TokenTile>(_: T.Type, _ grp: UnsafeRawPointer, _ half: Int, _ x: ActivationView, _ t: Int,
                                    _ y: UnsafeMutablePointer<Float>, _ yStride: Int) {
-        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = cols >> 4
+        let nt = T.width, cols = x.cols, nb = cols >> 8, sumsPerRow = x.sumsPerRow
         let low = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30), zero = _mm256_setzero_si256()
         // vpshufb index: byte 4m of each 32-bit lane m of a 128-bit half into the high bytes of both int16 halves
         // (the low bytes zeroed); + i·0x01000100 picks byte 4m + i instead
@@ -211,7 +211,7 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
                     }
                     let v0 = val(0), v1 = val(1), v2 = val(2), v3 = val(3)
                     @inline(__always) func step(_ u: Int, _ acc: inout __m256i) {
-                        let row: Int = (t &+ u) &* cols
+                        let row: Int = (t &+ u) &* x.rowStride
                         let a = UnsafeRawPointer(x.qs + (row &+ b &* 256 &+ sb &* 16))
                         @inline(__always) func bc(_ o: Int) -> __m256i {
                             _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self))
@@ -228,7 +228,7 @@ enum Q6KTileAVX2: InterleavedTileAVX2 {
                 hg &+= 1
             }
             @inline(__always) func scaled(_ u: Int, _ i: __m256i, _ acc: inout __m256) {
-                let da = x.d[(t &+ u) &* nb &+ b]
+                let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc)
             }
             scaled(0, i0, &acc.a0)

@@ -87,12 +87,12 @@ public enum InterleavedQ32AVX2 {
 
             /// Token t + u: Σ q·a of the 8 rows in int32, the offset, one FMA (two with a min).
             @inline(__always) func step(_ u: Int, _ acc: inout __m256) {
-                let row: Int = (t &+ u) &* cols
+                let row: Int = (t &+ u) &* x.rowStride
                 let a = UnsafeRawPointer(x.qs + (row &+ b &* 32))
                 @inline(__always) func bc(_ o: Int) -> __m256i {
                     _mm256_set1_epi32(a.loadUnaligned(fromByteOffset: o, as: Int32.self))
                 }
-                let k = (t &+ u) &* nb &+ b
+                let k = (t &+ u) &* x.scalesPerRow &+ b
                 let da = x.d[k]
                 var dot: __m256i
                 if L.int8 {

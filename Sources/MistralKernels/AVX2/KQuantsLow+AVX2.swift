@@ -31,7 +31,7 @@ public enum KQuantsLowAVX2 {
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
         // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.cols >> 8, ns = x.cols >> 4
+        let nd = x.scalesPerRow, ns = x.sumsPerRow
         let d = (x.d + t &* nd, x.d + (t &+ u1) &* nd, x.d + (t &+ u2) &* nd, x.d + (t &+ u3) &* nd)
         let s = (x.sums + t &* ns, x.sums + (t &+ u1) &* ns, x.sums + (t &+ u2) &* ns, x.sums + (t &+ u3) &* ns)
         var blk = row
@@ -92,7 +92,7 @@ public enum KQuantsLowAVX2 {
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
         // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.cols >> 8, ns = x.cols >> 4
+        let nd = x.scalesPerRow, ns = x.sumsPerRow
         let d = (x.d + t &* nd, x.d + (t &+ u1) &* nd, x.d + (t &+ u2) &* nd, x.d + (t &+ u3) &* nd)
         let s = (x.sums + t &* ns, x.sums + (t &+ u1) &* ns, x.sums + (t &+ u2) &* ns, x.sums + (t &+ u3) &* ns)
         var blk = row
