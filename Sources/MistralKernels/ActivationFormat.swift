@@ -31,7 +31,7 @@ public enum ActivationFormat: Sendable {
 public struct ActivationView: @unchecked Sendable {  // points into a QuantizedActivations buffer the caller keeps
     public let format: ActivationFormat
     public let cols: Int
-    /// Values between token rows in qs (>= cols, a multiple of 256).
+    /// Values between token rows in qs: cols, or cols + 256 when cols is a multiple of 4096.
     public let rowStride: Int
     public let qs: UnsafePointer<Int8>
     public let d: UnsafePointer<Float>
@@ -78,10 +78,8 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
     private let floatSums: UnsafeMutablePointer<Float>
     private let sums32: UnsafeMutablePointer<Int16>
     public private(set) var cols = 0
-    public private(set) var rowStride = 0
-
-    /// The row stride of `cols` values (ActivationView): cols, or cols + 256 when cols is a multiple of 4096.
-    @inline(__always) public static func rowStride(_ cols: Int) -> Int { cols % 4096 == 0 ? cols &+ 256 : cols }
+    /// Values between token rows (ActivationView): cols, or cols + 256 when cols is a multiple of 4096.
+    public var rowStride: Int { cols % 4096 == 0 ? cols &+ 256 : cols }
 
     /// nil when the sizes overflow or memory is short.
     public init?(format: ActivationFormat, tokens: Int, cols: Int) {
@@ -116,15 +114,12 @@ public final class QuantizedActivations: @unchecked Sendable {  // each row is w
     }
 
     public var view: ActivationView {
-        ActivationView(format: format, cols: cols, rowStride: rowStride, qs: qs, d: d, sums: sums, scaledSums: scaledSums, floatSums: floatSums,
-                       sums32: sums32)
+        ActivationView(format: format, cols: cols, rowStride: rowStride, qs: qs, d: d, sums: sums,
+                       scaledSums: scaledSums, floatSums: floatSums, sums32: sums32)
     }
 
     /// Sets the row length for the next `quantize` calls (a multiple of the block size, <= capacityCols).
-    public func setColumns(_ cols: Int) {
-        self.cols = cols
-        rowStride = QuantizedActivations.rowStride(cols)
-    }
+    public func setColumns(_ cols: Int) { self.cols = cols }
 
     /// Quantizes token row t from x (cols floats). Rows may be written by different threads at once.
     public func quantize(row t: Int, from x: UnsafePointer<Float>) {

@@ -41,10 +41,8 @@ public enum KQuantsLowAVX512 {
         var m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps(), m2 = _mm256_setzero_ps(), m3f = _mm256_setzero_ps()
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a0 = x.values(t), a1 = x.values(t &+ u1), a2 = x.values(t &+ u2), a3 = x.values(t &+ u3)
-        // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.scalesPerRow, ns = x.sumsPerRow
-        let d0 = x.d + t &* nd, d1 = x.d + (t &+ u1) &* nd, d2 = x.d + (t &+ u2) &* nd, d3 = x.d + (t &+ u3) &* nd
-        let s0 = x.sums + t &* ns, s1 = x.sums + (t &+ u1) &* ns, s2 = x.sums + (t &+ u2) &* ns, s3 = x.sums + (t &+ u3) &* ns
+        let d0 = x.scales(t), d1 = x.scales(t &+ u1), d2 = x.scales(t &+ u2), d3 = x.scales(t &+ u3)
+        let s0 = x.partialSums(t), s1 = x.partialSums(t &+ u1), s2 = x.partialSums(t &+ u2), s3 = x.partialSums(t &+ u3)
         var blk = row
         for b in 0..<nb {
             let dw = half(blk + 80), dmin = half(blk + 82)
@@ -94,10 +92,8 @@ public enum KQuantsLowAVX512 {
         var f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps(), f2 = _mm512_setzero_ps(), f3 = _mm512_setzero_ps()
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a0 = x.values(t), a1 = x.values(t &+ u1), a2 = x.values(t &+ u2), a3 = x.values(t &+ u3)
-        // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.scalesPerRow, ns = x.sumsPerRow
-        let d0 = x.d + t &* nd, d1 = x.d + (t &+ u1) &* nd, d2 = x.d + (t &+ u2) &* nd, d3 = x.d + (t &+ u3) &* nd
-        let s0 = x.sums + t &* ns, s1 = x.sums + (t &+ u1) &* ns, s2 = x.sums + (t &+ u2) &* ns, s3 = x.sums + (t &+ u3) &* ns
+        let d0 = x.scales(t), d1 = x.scales(t &+ u1), d2 = x.scales(t &+ u2), d3 = x.scales(t &+ u3)
+        let s0 = x.partialSums(t), s1 = x.partialSums(t &+ u1), s2 = x.partialSums(t &+ u2), s3 = x.partialSums(t &+ u3)
         var blk = row
         for b in 0..<nb {
             let dw = half(blk + 108)

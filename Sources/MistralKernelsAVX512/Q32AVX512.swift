@@ -81,11 +81,8 @@ public enum Q32AVX512 {
         let nt = T.width, nb = x.cols / 32
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
-        // the view's layout with q8_0's constant block sizes: x.scales(t) would divide by a run-time size per row
-        let perToken = x.scalesPerRow
-        let d = (x.d + t &* perToken, x.d + (t &+ u1) &* perToken, x.d + (t &+ u2) &* perToken, x.d + (t &+ u3) &* perToken)
-        let s = (x.sums + t &* perToken, x.sums + (t &+ u1) &* perToken, x.sums + (t &+ u2) &* perToken,
-                 x.sums + (t &+ u3) &* perToken)
+        let d = (x.scales(t), x.scales(t &+ u1), x.scales(t &+ u2), x.scales(t &+ u3))
+        let s = (x.partialSums(t), x.partialSums(t &+ u1), x.partialSums(t &+ u2), x.partialSums(t &+ u3))
         // Σa's coefficient: the f16 m, or -offset·d_w (Q8_0's +128 included)
         let offset: Float = L.int8 ? 128 : L.offset
         let hasC = L.min || offset != 0

@@ -30,10 +30,8 @@ public enum KQuantsLowAVX2 {
         var m = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps())
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
-        // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.scalesPerRow, ns = x.sumsPerRow
-        let d = (x.d + t &* nd, x.d + (t &+ u1) &* nd, x.d + (t &+ u2) &* nd, x.d + (t &+ u3) &* nd)
-        let s = (x.sums + t &* ns, x.sums + (t &+ u1) &* ns, x.sums + (t &+ u2) &* ns, x.sums + (t &+ u3) &* ns)
+        let d = (x.scales(t), x.scales(t &+ u1), x.scales(t &+ u2), x.scales(t &+ u3))
+        let s = (x.partialSums(t), x.partialSums(t &+ u1), x.partialSums(t &+ u2), x.partialSums(t &+ u3))
         var blk = row
         for b in 0..<nb {
             let dw = half(blk + 80), dmin = half(blk + 82)
@@ -91,10 +89,8 @@ public enum KQuantsLowAVX2 {
         var f = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps())
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
-        // the view's layout with q8_K's constant sizes: x.scales(t) would divide by a run-time size per row
-        let nd = x.scalesPerRow, ns = x.sumsPerRow
-        let d = (x.d + t &* nd, x.d + (t &+ u1) &* nd, x.d + (t &+ u2) &* nd, x.d + (t &+ u3) &* nd)
-        let s = (x.sums + t &* ns, x.sums + (t &+ u1) &* ns, x.sums + (t &+ u2) &* ns, x.sums + (t &+ u3) &* ns)
+        let d = (x.scales(t), x.scales(t &+ u1), x.scales(t &+ u2), x.scales(t &+ u3))
+        let s = (x.partialSums(t), x.partialSums(t &+ u1), x.partialSums(t &+ u2), x.partialSums(t &+ u3))
         var blk = row
         for b in 0..<nb {
             let dw = half(blk + 108)

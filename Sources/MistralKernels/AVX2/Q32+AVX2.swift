@@ -77,11 +77,8 @@ public enum Q32AVX2 {
         let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
         let u1 = nt > 1 ? 1 : 0, u2 = nt > 1 ? 2 : 0, u3 = nt > 1 ? 3 : 0
         let a = (x.values(t), x.values(t &+ u1), x.values(t &+ u2), x.values(t &+ u3))
-        // the view's layout with q8_0's constant block sizes: x.scales(t) would divide by a run-time size per row
-        let perToken = x.scalesPerRow
-        let d = (x.d + t &* perToken, x.d + (t &+ u1) &* perToken, x.d + (t &+ u2) &* perToken, x.d + (t &+ u3) &* perToken)
-        let s = (x.sums + t &* perToken, x.sums + (t &+ u1) &* perToken, x.sums + (t &+ u2) &* perToken,
-                 x.sums + (t &+ u3) &* perToken)
+        let d = (x.scales(t), x.scales(t &+ u1), x.scales(t &+ u2), x.scales(t &+ u3))
+        let s = (x.partialSums(t), x.partialSums(t &+ u1), x.partialSums(t &+ u2), x.partialSums(t &+ u3))
         let hasC = L.min || L.offset != 0
         var acc = Acc()
 
