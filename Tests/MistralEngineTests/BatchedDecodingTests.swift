@@ -118,6 +118,40 @@ final class BatchedDecodingTests: XCTestCase {
         XCTAssertEqual(stats.maxSequences, 1)
     }
 
+    /// Threads of this process, from /proc.
+    static func threadCount() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
+    }
+
+    func testAModelFreedAfterBatchedStepsTakesItsSchedulerWeightsAndThreadsWithIt() throws {
+        let before = BatchedDecodingTests.threadCount()
+        weak var weakScheduler: BatchScheduler?
+        weak var weakWeights: LlamaWeights?
+        // in a function of its own, so that nothing of the model outlives the call
+        func useAndDrop() throws {
+            var o = ModelLoadOptions()
+            o.threads = 2
+            let model = try Model(path: TestPaths.fixtures + "/tiny-s/gguf/tiny-s-Q8_0.gguf", options: o)
+            weakScheduler = model.scheduler
+            weakWeights = model.weights
+            // concurrent sessions: the scheduler's relay thread leads some of their steps
+            let stats = try check(model, name: "tiny-s Q8_0 freed after", sessions: 3)
+            XCTAssertGreaterThan(stats.batchedSteps, 0)
+            XCTAssertGreaterThan(BatchedDecodingTests.threadCount(), before, "the pool's worker is running")
+        }
+        try useAndDrop()
+        // the threads check() started may still be exiting (and releasing their sessions), and /proc may list an
+        // exiting thread briefly: wait up to a second
+        var after = BatchedDecodingTests.threadCount()
+        for _ in 0..<200 where after > before || weakScheduler != nil || weakWeights != nil {
+            usleep(5000)
+            after = BatchedDecodingTests.threadCount()
+        }
+        XCTAssertNil(weakScheduler, "the scheduler outlived its model and sessions")
+        XCTAssertNil(weakWeights, "the weights outlived their model")
+        XCTAssertEqual(after, before, "threads left behind by a freed model")
+    }
+
     func testSessionThreadsAreCappedByTheModelPool() throws {
         var o = ModelLoadOptions()
         o.threads = 2

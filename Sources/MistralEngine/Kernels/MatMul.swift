@@ -83,7 +83,6 @@ public enum MatMul {
             return
         }
         let cols = t0.w.cols
-        let threads = pool.threadCount
         let k0 = KernelDispatch.kernel(t0.w.type, interleaved: t0.w.interleaved)
         let k1 = t1.flatMap { KernelDispatch.kernel($0.w.type, interleaved: $0.w.interleaved) }
         let k2 = t2.flatMap { KernelDispatch.kernel($0.w.type, interleaved: $0.w.interleaved) }
@@ -99,15 +98,18 @@ public enum MatMul {
             if n == 1 {
                 prepare(0)
             } else {
-                pool.run { tid in
-                    for t in WorkerPool.range(of: n, thread: tid, threads: threads) { prepare(t) }
-                }
+                pool.share(n, chunk: 1) { _, rows in for t in rows { prepare(t) } }
             }
         }
         let rows0 = t0.w.rows, rows1 = t1?.w.rows ?? 0, rows2 = t2?.w.rows ?? 0
-        pool.run { tid in
-            let all = WorkerPool.range(of: rows0 + rows1 + rows2, thread: tid, threads: threads, granularity: 16)
-            // map this thread's slice of the concatenated rows back onto each target
+        // whole groups of 16 rows (a row tile; an interleaved group): one contiguous range per thread for a single
+        // token (a memory-bound stream, best read in long runs), else chunks that the threads claim as they go
+        let groups = (rows0 + rows1 + rows2 + 15) / 16
+        let threads = pool.threadCount
+        let chunk = n == 1 ? (groups + threads - 1) / threads : pool.chunk(of: groups)
+        pool.share(groups, chunk: chunk) { _, chunk in
+            let all = chunk.lowerBound * 16..<min(rows0 + rows1 + rows2, chunk.upperBound * 16)
+            // map this chunk of the concatenated rows back onto each target
             run(t0, k0, base: 0, slice: all, x: x, n: n, acts: acts, segments: segments)
             if let t1 { run(t1, k1, base: rows0, slice: all, x: x, n: n, acts: acts, segments: segments) }
             if let t2 { run(t2, k2, base: rows0 + rows1, slice: all, x: x, n: n, acts: acts, segments: segments) }

@@ -44,20 +44,21 @@ public enum Ops {
         }
     }
 
-    /// swiGLU over `rows` rows of `n` values, split over the pool.
+    /// swiGLU over `rows` rows of `n` values, in chunks of 2048 values the pool's threads claim (a batched decode
+    /// step of 8 small-model rows, 12288 values, is worth splitting: one thread alone kept the other waiting).
     public static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, rows: Int, n: Int,
                               pool: WorkerPool) {
-        let threads = pool.threadCount
-        if rows * n < 1 << 15 || threads == 1 {
-            swiGLU(gate, up, rows * n)
+        let total = rows * n, chunk = 2048
+        if total < 2 * chunk || pool.threadCount == 1 {
+            swiGLU(gate, up, total)
             return
         }
-        let args = (UInt(bitPattern: gate), UInt(bitPattern: up))  // Sendable: each worker writes its own range
-        pool.run { tid in
-            let r = WorkerPool.range(of: rows * n, thread: tid, threads: threads, granularity: 16)
-            guard let g = UnsafeMutablePointer<Float>(bitPattern: args.0), let u = UnsafePointer<Float>(bitPattern: args.1),
-                  !r.isEmpty else { return }
-            swiGLU(g + r.lowerBound, u + r.lowerBound, r.count)
+        let args = (UInt(bitPattern: gate), UInt(bitPattern: up))  // Sendable: each chunk is written by one thread
+        pool.share((total + chunk - 1) / chunk, chunk: 1) { _, chunks in
+            guard let g = UnsafeMutablePointer<Float>(bitPattern: args.0), let u = UnsafePointer<Float>(bitPattern: args.1)
+            else { return }
+            let lo = chunks.lowerBound * chunk, hi = min(total, chunks.upperBound * chunk)
+            swiGLU(g + lo, u + lo, hi - lo)
         }
     }
 

@@ -18,6 +18,12 @@ public final class WorkerPool: @unchecked Sendable {
     private let pending = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let parked = Atomic<Int>(0)
+    /// Set by `rest()` until the next job: spinning workers park at once.
+    private let resting = Atomic<Bool>(false)
+    /// Counts prepare() calls: a parked worker wakes when it changes.
+    private let kicks = Atomic<Int>(0)
+    /// The next unclaimed unit of a `share` job.
+    private let nextUnit = Atomic<Int>(0)
     private var job: ((Int) -> Void)?
     private var threads: [pthread_t] = []
     private var mutex = pthread_mutex_t()
@@ -37,7 +43,8 @@ public final class WorkerPool: @unchecked Sendable {
             let rc = pthread_create(&thread, nil, { raw in
                 guard let raw else { return nil }
                 let context = Unmanaged<WorkerContext>.fromOpaque(raw).takeRetainedValue()
-                context.pool.workerLoop(index: context.index)
+                let index = context.index
+                context.pool._withUnsafeGuaranteedRef { $0.workerLoop(index: index) }
                 return nil
             }, context)
             guard rc == 0 else {
@@ -60,6 +67,26 @@ public final class WorkerPool: @unchecked Sendable {
         threads.removeAll()
     }
 
+    /// No job is coming for a while (a batched step is over and its sessions are still sampling their next
+    /// tokens): the workers park now instead of polling out their spin. The kernel here does not preempt a polling
+    /// thread for a woken one before its time slice ends, so the sessions would wait for the spin to run out.
+    public func rest() { resting.store(true, ordering: .relaxed) }
+
+    /// A job is coming soon (a batched step is about to start): parked workers wake now and poll for it, so that
+    /// their wake-up (tens of microseconds on a VM) overlaps the caller's own work before the job. A hint: a worker
+    /// that parks just as it is given polls for the next job's own wake-up instead.
+    public func prepare() {
+        resting.store(false, ordering: .relaxed)
+        // seq-cst add then load, against the parking worker's load of kicks after its seq-cst add to parked: either
+        // this sees it parked and broadcasts, or it sees the new count and does not wait
+        kicks.add(1, ordering: .sequentiallyConsistent)
+        if parked.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(&mutex)
+            pthread_cond_broadcast(&wake)
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
     /// Uses only the first `n` threads (clamped to 1...capacity) for the following jobs; the others stay parked.
     public func setWidth(_ n: Int) { threadCount = min(capacity, max(1, n)) }
 
@@ -72,6 +99,7 @@ public final class WorkerPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { escapable in
             job = escapable
+            resting.store(false, ordering: .relaxed)  // published with the job by the store of `generation`
             pending.store(width - 1, ordering: .relaxed)
             let next = ((generation.load(ordering: .relaxed) >> 16) &+ 1) << 16 | width
             generation.store(next, ordering: .sequentiallyConsistent)
@@ -90,6 +118,31 @@ public final class WorkerPool: @unchecked Sendable {
             job = nil
         }
     }
+
+    /// Runs `body(threadIndex, units)` over `0..<count` in chunks of `chunk` units that the threads claim as they
+    /// finish the previous one, instead of one fixed range each: a thread slowed by the caller's other threads (a
+    /// session's token callback) or by the host leaves its share to the others instead of stalling the job. Each
+    /// unit is computed alone, so results do not depend on which thread claims it.
+    public func share(_ count: Int, chunk: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunk = max(1, chunk)
+        if threadCount == 1 || count <= chunk {
+            if count > 0 { body(0, 0..<count) }
+            return
+        }
+        nextUnit.store(0, ordering: .relaxed)  // published to the workers by run's store of `generation`
+        run { tid in
+            while true {
+                let lo = nextUnit.wrappingAdd(chunk, ordering: .relaxed).oldValue
+                guard lo < count else { return }
+                body(tid, lo..<min(count, lo &+ chunk))
+            }
+        }
+    }
+
+    /// A `share` chunk for `count` units: about 32 chunks per thread, so the threads finish within a thirty-second
+    /// of a share of each other (the last chunk of a batched step's output projection is tens of microseconds),
+    /// and none smaller than `least` units.
+    public func chunk(of count: Int, least: Int = 1) -> Int { max(least, count / max(1, threadCount &* 32)) }
 
     /// Splits `0..<count` into one contiguous range per thread, in multiples of `granularity`.
     @inline(__always)
@@ -126,30 +179,36 @@ public final class WorkerPool: @unchecked Sendable {
             var polls = 0
             while generation.load(ordering: .acquiring) == seen {
                 polls &+= 1
-                if polls & 63 == 0 && WorkerPool.now() >= spinUntil { break }
+                guard polls & 63 == 0 else { continue }
+                if resting.load(ordering: .relaxed) || WorkerPool.now() >= spinUntil { break }
             }
             if generation.load(ordering: .acquiring) != seen { continue }
-            // park until a job this worker takes part in (or shutdown)
+            // park until a job this worker takes part in, a prepare() or shutdown
             pthread_mutex_lock(&mutex)
+            let kick = kicks.load(ordering: .sequentiallyConsistent)  // before counting itself parked: see prepare()
             parked.add(1, ordering: .sequentiallyConsistent)
             while !stopping.load(ordering: .acquiring) {
                 let g = generation.load(ordering: .sequentiallyConsistent)
                 if g != seen && index < g & 0xFFFF { break }
+                if kicks.load(ordering: .sequentiallyConsistent) != kick { break }
                 seen = g
                 pthread_cond_wait(&wake, &mutex)
             }
             parked.subtract(1, ordering: .relaxed)
             pthread_mutex_unlock(&mutex)
+            spinUntil = WorkerPool.now() &+ WorkerPool.spinNanoseconds  // awake: poll for the job that woke it
         }
     }
 }
 
 private final class WorkerContext {
-    // Unowned: the pool joins every worker in its deinit, so it outlives the loops that use this reference.
-    unowned(unsafe) let pool: WorkerPool
+    // Unmanaged, unretained: the pool joins every worker in its deinit, so it outlives the loops that use it. The
+    // loop runs through _withUnsafeGuaranteedRef: a method called through a strong (or unowned) reference kept the
+    // pool retained for as long as the loop ran, so a pool was never freed and its workers never ended.
+    let pool: Unmanaged<WorkerPool>
     let index: Int
     init(pool: WorkerPool, index: Int) {
-        self.pool = pool
+        self.pool = Unmanaged.passUnretained(pool)
         self.index = index
     }
 }

@@ -164,6 +164,9 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
     let outputNorm: UnsafePointer<Float>
     let output: WeightMatrix
     let ropeFreqFactors: UnsafePointer<Float>?
+    /// RoPE's inverse frequencies, as HF computes them (f32, divided by rope_freqs when the file has them): fixed by
+    /// the config, so computed once here instead of in every step for every row.
+    let ropeInvFreq: [Float]
     /// Bytes of weights converted at load time (held in `owned`), 0 when used in place.
     public let convertedBytes: Int
     /// Bytes of weights repacked at load into the row-interleaved layout (Interleave.swift).
@@ -297,7 +300,12 @@ public final class LlamaWeights: @unchecked Sendable {  // immutable after init
                 throw MistralError.unsupported("load-time conversion to \(convertTo.name) (supported: Q8_0, Q4_0)")
             }
             outputNorm = try vector(names.outputNorm, c.nEmbd)
-            ropeFreqFactors = tensors["rope_freqs.weight"] != nil ? try vector("rope_freqs.weight", c.rotDim / 2) : nil
+            let factors = tensors["rope_freqs.weight"] != nil ? try vector("rope_freqs.weight", c.rotDim / 2) : nil
+            ropeFreqFactors = factors
+            ropeInvFreq = (0..<c.rotDim / 2).map { i in
+                let invFreq = Float(1.0 / pow(c.ropeBase, Double(2 * i) / Double(c.rotDim)))
+                return factors.map { invFreq / $0[i] } ?? invFreq
+            }
             // The output projection is a GEMM over every row of a batched step: repacked like the layers. The
             // embedding is only looked up by row, so it stays as it is unless it is also the (tied) output.
             let outName = names.output.first(where: { tensors[$0] != nil })
@@ -540,9 +548,7 @@ extension LlamaWeights {
             for t in 0..<q.n {
                 let pos = Float(q.startPos + t), row = q.row + t
                 for i in 0..<half {
-                    var invFreq = Float(1.0 / pow(c.ropeBase, Double(2 * i) / Double(c.rotDim)))
-                    if let f = ropeFreqFactors { invFreq /= f[i] }
-                    let angle = Double(pos * invFreq)
+                    let angle = Double(pos * ropeInvFreq[i])
                     s.ropeCos[row * half + i] = Float(cos(angle))
                     s.ropeSin[row * half + i] = Float(sin(angle))
                 }
@@ -616,11 +622,14 @@ extension LlamaWeights {
         }
         MatMul.multiply(output, x: s.xb, n: wanted, y: s.logitRows, yStride: vocab, acts: s.acts, pool: pool,
                         segments: MatMulSegments(starts: s.unitStarts, count: wanted))
-        i = 0
-        for q in seqs {
-            guard case .last = q.logits else { continue }
-            q.state.logits.update(from: s.logitRows + i * vocab, count: vocab)
-            i += 1
+        // each row to its session, over the pool (8 Tekken rows are 4 MB: one thread alone kept the others idle)
+        pool.share(wanted, chunk: 1) { _, rows in
+            var i = 0
+            for q in seqs {
+                guard case .last = q.logits else { continue }
+                if rows.contains(i) { q.state.logits.update(from: s.logitRows + i * vocab, count: vocab) }
+                i += 1
+            }
         }
     }
 
@@ -651,13 +660,13 @@ extension LlamaWeights {
             tasks += splits > 1 ? c.nKVHead * splits : (q.n + qt - 1) / qt * c.nKVHead
         }
         s.taskStart[seqs.count] = tasks
-        let threads = pool.threadCount
-        pool.run { tid in
+        // tasks are claimed one at a time: their cost varies with each sequence's depth and query count
+        pool.share(tasks, chunk: 1) { tid, claimed in
             let scratch = s.attnScratch + tid * s.attnScratchStride
             let maxQ = qt * group
             let runMax = scratch + 2 * LlamaState.kvBlock * hd + maxQ * LlamaState.kvBlock, runSum = runMax + maxQ
             var i = 0
-            for task in WorkerPool.range(of: tasks, thread: tid, threads: threads) {
+            for task in claimed {
                 while task >= s.taskStart[i + 1] { i += 1 }
                 let q = seqs[i], local = task - s.taskStart[i]
                 let a = AttentionArgs(cache: q.state.cache, q: s.q + q.row * qDim, out: s.attn + q.row * qDim,

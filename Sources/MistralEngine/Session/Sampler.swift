@@ -102,14 +102,45 @@ public struct Sampler {
         return candidates[keep - 1].id
     }
 
+    /// The first index of the largest logit (NaN never wins; 0 when none exceeds -inf), as argmaxReference,
+    /// in two passes of 16 lanes: the largest value, then its first index. Every batched session samples once per
+    /// step between steps (131072 logits for Tekken), and the one-compare-per-logit loop made that gap longer.
     public func argmax(_ logits: UnsafePointer<Float>, _ n: Int) -> Int32 {
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i &+ 16 <= n {
+            let v = UnsafeRawPointer(logits + i).loadUnaligned(as: SIMD16<Float>.self)
+            lanes.replace(with: v, where: v .> lanes)  // a NaN compares false: never taken
+            i &+= 16
+        }
+        var bestValue = -Float.infinity
+        for l in 0..<16 where lanes[l] > bestValue { bestValue = lanes[l] }
+        while i < n {
+            if logits[i] > bestValue { bestValue = logits[i] }
+            i &+= 1
+        }
+        guard bestValue > -.infinity else { return 0 }
+        // the first index holding it: the first block of 16 that does, then its lane
+        let target = SIMD16<Float>(repeating: bestValue)
+        var j = 0
+        while j &+ 16 <= n {
+            let v = UnsafeRawPointer(logits + j).loadUnaligned(as: SIMD16<Float>.self)
+            if any(v .== target) { break }
+            j &+= 16
+        }
+        while j < n && logits[j] != bestValue { j &+= 1 }
+        return Int32(truncatingIfNeeded: j)  // j < n, a vocabulary size
+    }
+
+    /// The plain loop argmax must equal.
+    public func argmaxReference(_ logits: UnsafePointer<Float>, _ n: Int) -> Int32 {
         var best = 0
         var bestValue = -Float.infinity
         for i in 0..<n where logits[i] > bestValue {
             bestValue = logits[i]
             best = i
         }
-        return Int32(best)
+        return Int32(truncatingIfNeeded: best)
     }
 
     /// Fills `candidates` with the k largest logits, sorted descending (a bounded min-heap, O(n log k)).

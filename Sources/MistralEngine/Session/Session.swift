@@ -232,11 +232,15 @@ public final class Session {
         request.startPos = history.count
         request.logits = logitsOut.map { .all($0) } ?? (lastLogits ? .last : .none)
         logitsValid = false
-        scheduler.submit(request)  // evaluated in steps of at most n_batch rows, with other sessions' rows
+        // evaluated in steps of at most n_batch rows, with other sessions' rows
+        let othersDue = scheduler.submit(request)
         for i in 0..<n {
             history.append(id(i))
             rowTags.append(tag(i))
         }
+        // The sessions a step has finished wake together, and the kernel may queue them all on one core: let the
+        // others queue their tokens (the next step waits for them) before this callback runs ahead of them.
+        if othersDue { sched_yield() }
         during()
         do {
             try scheduler.complete(request)
