@@ -121,14 +121,6 @@ final class Wakeup {
     }
 }
 
-/// What the relay thread holds: the scheduler, unretained (its deinit joins the thread first), so a running relay
-/// does not keep the scheduler, and with it the model's weights, alive; the loop runs through
-/// _withUnsafeGuaranteedRef, as a method called through a strong or unowned reference retains it for the call.
-private final class RelayContext {
-    let scheduler: Unmanaged<BatchScheduler>
-    init(_ scheduler: BatchScheduler) { self.scheduler = Unmanaged.passUnretained(scheduler) }
-}
-
 public final class BatchScheduler: @unchecked Sendable {
     // Safety of @unchecked Sendable: every mutable member is read and written with `mutex` held, except the scratch
     // and pool, which only the leader uses while it runs a step (one leader at a time).
@@ -234,7 +226,6 @@ public final class BatchScheduler: @unchecked Sendable {
     ///
     /// Returns true when other sessions of the last step are still to come back: the caller should let them queue
     /// their tokens before it runs its callback (see Session.append).
-    @discardableResult
     func submit(_ r: StepRequest) -> Bool {
         r.done = 0
         r.inStep = 0
@@ -297,18 +288,17 @@ public final class BatchScheduler: @unchecked Sendable {
     /// be started) sessions lead themselves, as they always can.
     private func wakeRelay() {
         if relay == nil {
-            let context = Unmanaged.passRetained(RelayContext(self)).toOpaque()
+            // unretained (deinit joins the relay first), and the loop runs through _withUnsafeGuaranteedRef: a
+            // method called through a strong reference retains it for the call, so a running relay would keep the
+            // scheduler, and with it the model's weights, alive
+            let context = Unmanaged.passUnretained(self).toOpaque()
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { raw in
                 guard let raw else { return nil }
-                let context = Unmanaged<RelayContext>.fromOpaque(raw).takeRetainedValue()
-                context.scheduler._withUnsafeGuaranteedRef { $0.relayLoop() }
+                Unmanaged<BatchScheduler>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.relayLoop() }
                 return nil
             }, context)
-            guard rc == 0 else {
-                Unmanaged<RelayContext>.fromOpaque(context).release()
-                return
-            }
+            guard rc == 0 else { return }
             relay = thread
         }
         relayWanted = true
@@ -317,7 +307,7 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// The relay: when woken, leads steps while requests are queued or sessions of the last step are expected
     /// back, then hands leadership to a waiting submitter, if any, and sleeps.
-    fileprivate func relayLoop() {
+    private func relayLoop() {
         pthread_mutex_lock(&mutex)
         while true {
             while !relayWanted && !stopping { pthread_cond_wait(&relayWake, &mutex) }
