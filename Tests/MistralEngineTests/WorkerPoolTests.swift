@@ -50,4 +50,27 @@ final class WorkerPoolTests: XCTestCase {
             seen.deallocate()
         }
     }
+
+    /// A batched product's chunks: whole groups, at most 32 per thread; of at least MatMul.minChunkBytes when the
+    /// matrix has that much for every thread; and a matrix smaller than that (SmolLM2's 576-row ones) is split
+    /// evenly, so no thread claims more than its share (by size alone, one of 2 threads got 23 groups of 36).
+    func testMatMulChunksAreLargeEnoughAndEven() {
+        for threads in [1, 2, 3, 4, 16] {
+            for groupBytes in [16 * 360, 16 * 960, 16 * 612, 16 * 2880, 16 * 20_480] {
+                for groups in [1, 2, 12, 36, 60, 192, 1024, 3072, 8192] {
+                    let chunk = MatMul.chunkGroups(groups, groupBytes: groupBytes, threads: threads)
+                    let chunks = (groups + chunk - 1) / chunk
+                    let label = "threads \(threads), \(groups) groups of \(groupBytes) bytes: chunk \(chunk)"
+                    XCTAssertGreaterThanOrEqual(chunk, 1, label)
+                    XCTAssertLessThanOrEqual(chunks, threads * 32, label)
+                    if groups * groupBytes >= threads * MatMul.minChunkBytes {
+                        XCTAssertGreaterThanOrEqual(chunk * groupBytes, MatMul.minChunkBytes, label)
+                    } else {
+                        XCTAssertLessThanOrEqual(chunk, (groups + threads - 1) / threads, label)
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(MatMul.chunkGroups(36, groupBytes: 16 * 360, threads: 2), 18)
+    }
 }

@@ -60,10 +60,21 @@ struct MatMulArgs: @unchecked Sendable {
 }
 
 public enum MatMul {
-    /// The least weight bytes a thread claims at once in a product of several tokens: a small model's matrices
-    /// (SmolLM2's gate/up are 1.1 MB) in 32 chunks per thread cost a claim and a restarted prefetch stream every
-    /// 17 KB, which left a batched decode step's matmuls ~25 % slower than in 128 KB chunks.
-    static let minChunkBytes = 128 << 10
+    /// About the least weight bytes a thread claims at once in a product of several tokens: a small model's
+    /// matrices (SmolLM2's gate/up are 1.1 MB) in 32 chunks per thread cost a claim and a restarted prefetch stream
+    /// every 17 KB, which left a batched decode step's matmuls ~25 % slower than in 128 KB chunks.
+    public static let minChunkBytes = 128 << 10
+
+    /// Groups of 16 rows per claimed chunk of a product of several tokens: chunks of at least minChunkBytes, at
+    /// most 32 per thread, in a multiple of the thread count, all but the last of one size, so that threads
+    /// running at the same pace finish together (SmolLM2's 576-row matrices are 1.6-4.3 chunks of 128 KB: cut
+    /// by size alone, one thread got 23 groups of 36 and the other waited).
+    public static func chunkGroups(_ groups: Int, groupBytes: Int, threads: Int) -> Int {
+        let threads = max(1, threads)
+        let bySize = groups * max(1, groupBytes) / minChunkBytes / threads * threads
+        let chunks = min(threads * 32, max(threads, bySize))
+        return max(1, (groups + chunks - 1) / chunks)
+    }
 
     /// y[t * yStride + r] = Σ_c W[r, c] · x[t * W.cols + c], for t in 0..<n and every row r of W.
     public static func multiply(_ w: WeightMatrix, x: UnsafePointer<Float>, n: Int,
@@ -112,7 +123,7 @@ public enum MatMul {
         let groups = (rows0 + rows1 + rows2 + 15) / 16
         let threads = pool.threadCount
         let chunk = n == 1 ? (groups + threads - 1) / threads
-            : max(pool.chunk(of: groups), minChunkBytes / max(1, 16 * t0.w.rowBytes) + 1)
+            : chunkGroups(groups, groupBytes: 16 * t0.w.rowBytes, threads: threads)
         pool.share(groups, chunk: chunk) { _, chunk in
             let all = chunk.lowerBound * 16..<min(rows0 + rows1 + rows2, chunk.upperBound * 16)
             // map this chunk of the concatenated rows back onto each target
