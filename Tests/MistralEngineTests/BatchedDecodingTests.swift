@@ -93,6 +93,16 @@ final class BatchedDecodingTests: XCTestCase {
         XCTAssertGreaterThan(stats.maxSequences, 1)
     }
 
+    /// 8 sessions on a 2-thread pool: steps of 4 or more decoding sessions run each one's attention as one task
+    /// over all its KV heads (whole cache rows), fewer as one task per head; the tokens and logits are the same.
+    func testEightSessionsOnTwoThreadsGetTheirSoloTokens() throws {
+        var o = ModelLoadOptions()
+        o.threads = 2
+        let model = try Model(path: TestPaths.smolLM2, options: o)
+        let stats = try check(model, name: "SmolLM2 Q4_1, 8 sessions", sessions: 8)
+        XCTAssertGreaterThanOrEqual(stats.maxSequences, 4, "no step held the 4 sessions that make whole-row tasks")
+    }
+
     func testConcurrentSessionsOnTinySGetTheirSoloTokensInEveryWeightType() throws {
         let tiny = TestPaths.fixtures + "/tiny-s"
         let cases: [(String, String, GGMLType?)] = [

@@ -653,11 +653,15 @@ extension LlamaWeights {
         let hd = c.headDim, qDim = c.qDim
         let group = c.nHead / c.nKVHead
         let qt = LlamaState.queryTokens
+        // With enough sequences for every thread, a decode sequence is one task over all its KV heads: its keys
+        // and values are read as whole rows by one thread, instead of each head's slice of them by whichever thread
+        // claims it (the same arithmetic per head either way)
+        let wholeRows = seqs.count >= 2 * pool.threadCount
         var tasks = 0
         for (i, q) in seqs.enumerated() {
             s.taskStart[i] = tasks
             let splits = decodeSplits(q, pool: pool)
-            tasks += splits > 1 ? c.nKVHead * splits : (q.n + qt - 1) / qt * c.nKVHead
+            tasks += splits > 1 ? c.nKVHead * splits : wholeRows && q.n == 1 ? 1 : (q.n + qt - 1) / qt * c.nKVHead
         }
         s.taskStart[seqs.count] = tasks
         // tasks are claimed one at a time: their cost varies with each sequence's depth and query count
@@ -677,18 +681,20 @@ extension LlamaWeights {
                               scratch: scratch, scratchStride: s.attnScratchStride)
                     continue
                 }
-                let kvh = local % c.nKVHead
-                let t0 = (local / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
-                let nq = (t1 - t0) * group
-                @inline(__always) func out(_ j: Int) -> UnsafeMutablePointer<Float> {
-                    a.out + (t0 + j / group) * qDim + (kvh * group + j % group) * hd
-                }
-                attend(a, kvh: kvh, t0: t0, nq: nq, positions: 0..<(a.startPos + t1), scratch: scratch,
-                       out: out, runMax: runMax, runSum: runSum)
-                for j in 0..<nq {
-                    let o = out(j)
-                    let inv = runSum[j] > 0 ? 1 / runSum[j] : 0
-                    for e in 0..<hd { o[e] *= inv }
+                let heads = wholeRows && q.n == 1 ? 0..<c.nKVHead : local % c.nKVHead..<local % c.nKVHead + 1
+                for kvh in heads {
+                    let t0 = (local / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
+                    let nq = (t1 - t0) * group
+                    @inline(__always) func out(_ j: Int) -> UnsafeMutablePointer<Float> {
+                        a.out + (t0 + j / group) * qDim + (kvh * group + j % group) * hd
+                    }
+                    attend(a, kvh: kvh, t0: t0, nq: nq, positions: 0..<(a.startPos + t1), scratch: scratch,
+                           out: out, runMax: runMax, runSum: runSum)
+                    for j in 0..<nq {
+                        let o = out(j)
+                        let inv = runSum[j] > 0 ? 1 / runSum[j] : 0
+                        for e in 0..<hd { o[e] *= inv }
+                    }
                 }
             }
         }
