@@ -147,11 +147,17 @@ enum Q6KTile: InterleavedTile {
                 let c = load512(p + (32 &+ 64 &* (sb >> 2)))
                 return _mm512_srai_epi32(_mm512_slli_epi32(c, UInt32(truncatingIfNeeded: 24 &- 8 &* (sb & 3))), 24)
             }
-            @inline(__always) func pair(_ i: Int) -> __m512i {
-                _mm512_or_si512(_mm512_and_si512(scale(2 &* i), mask16), _mm512_slli_epi32(scale(2 &* i &+ 1), 16))
+            /// Sub-blocks 4j...4j + 3's scales as two registers of int16 pairs: (4j, 4j + 1) and (4j + 2, 4j + 3).
+            /// 16-bit shifts, not scale(sb)'s: LLVM merged the two and kept all 16 sub-blocks' scales live for the
+            /// whole block, spilling the tile's registers.
+            @inline(__always) func pairs(_ j: Int) -> (__m512i, __m512i) {
+                let c = load512(p + (32 &+ 64 &* j))
+                let even = _mm512_srai_epi16(_mm512_slli_epi16(c, 8), 8), odd = _mm512_srai_epi16(c, 8)  // bytes 0, 2 | 1, 3
+                return (_mm512_or_si512(_mm512_and_si512(even, mask16), _mm512_slli_epi32(odd, 16)),
+                        _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_andnot_si512(mask16, odd)))
             }
             // the -32 offset: -32 · Σ_s sc_s · (Σa)_s, the int accumulator's starting value
-            let s0 = pair(0), s1 = pair(1), s2 = pair(2), s3 = pair(3), s4 = pair(4), s5 = pair(5), s6 = pair(6), s7 = pair(7)
+            let (s0, s1) = pairs(0), (s2, s3) = pairs(1), (s4, s5) = pairs(2), (s6, s7) = pairs(3)
             @inline(__always) func offset(_ u: Int) -> __m512i {
                 let s = UnsafeRawPointer(x.sums + ((t &+ u) &* sumsPerRow &+ b &* 16))
                 @inline(__always) func bc(_ i: Int) -> __m512i { _mm512_set1_epi32(s.loadUnaligned(fromByteOffset: 4 &* i, as: Int32.self)) }
@@ -199,8 +205,11 @@ enum Q6KTile: InterleavedTile {
                 if nt > 1 { step(1, &i1); step(2, &i2); step(3, &i3) }
                 if nt > 4 { step(4, &i4); step(5, &i5); step(6, &i6); step(7, &i7) }
             }
-            subBlock(0); subBlock(1); subBlock(2); subBlock(3); subBlock(4); subBlock(5); subBlock(6); subBlock(7)
-            subBlock(8); subBlock(9); subBlock(10); subBlock(11); subBlock(12); subBlock(13); subBlock(14); subBlock(15)
+            // the four sub-blocks of one (h, gh) share their qh bytes, and q and q + 2 their value bytes: in this
+            // order one set of them is live at a time (in index order LLVM kept two, spilled, and ran ~25 % slower);
+            // the int32 sums are the same in any order
+            subBlock(0); subBlock(2); subBlock(4); subBlock(6); subBlock(1); subBlock(3); subBlock(5); subBlock(7)
+            subBlock(8); subBlock(10); subBlock(12); subBlock(14); subBlock(9); subBlock(11); subBlock(13); subBlock(15)
             @inline(__always) func scaled(_ u: Int, _ i: __m512i) {
                 let da = x.d[(t &+ u) &* x.scalesPerRow &+ b]
                 OutputSums.update(y, u, yStride) { _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(dw, _mm512_set1_ps(da)), $0) }
