@@ -8,4 +8,9 @@ static inline void mistral_prefetch_read(const void *p) {
     __builtin_prefetch(p, 0, 3);
 }
 
+/* The same, non-temporal: the line is read once, so it should not displace what the outer caches hold. */
+static inline void mistral_prefetch_read_once(const void *p) {
+    __builtin_prefetch(p, 0, 0);
+}
+
 #endif

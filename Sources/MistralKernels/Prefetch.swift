@@ -11,3 +11,14 @@ public func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
         o &+= 64
     }
 }
+
+/// prefetchLines for data read once (a batched step's weights): non-temporal, so that streaming them does not
+/// evict what the outer caches hold (the sessions' KV caches).
+@inlinable @inline(__always)
+public func prefetchLinesOnce(_ p: UnsafeRawPointer, _ bytes: Int) {
+    var o = 0
+    while o < bytes {
+        mistral_prefetch_read_once(p + o)
+        o &+= 64
+    }
+}
