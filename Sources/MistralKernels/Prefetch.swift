@@ -2,23 +2,25 @@
 // reads from memory, which jump between a block group's fields).
 import CCPUFeatures
 
-/// Prefetches the cache lines of the `bytes` bytes from p into L1 (a hint: never faults, wherever p points).
-@inlinable @inline(__always)
-public func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
+/// Calls `body` with the start of each 64-byte cache line of the `bytes` bytes from p.
+@usableFromInline @inline(__always)
+func eachLine(_ p: UnsafeRawPointer, _ bytes: Int, _ body: (UnsafeRawPointer) -> Void) {
     var o = 0
     while o < bytes {
-        mistral_prefetch_read(p + o)
+        body(p + o)
         o &+= 64
     }
 }
 
-/// prefetchLines for data read once (a batched step's weights): non-temporal, so that streaming them does not
+/// Prefetches the cache lines of the `bytes` bytes from p into L1 (a hint: never faults, wherever p points).
+@inlinable @inline(__always)
+public func prefetchLines(_ p: UnsafeRawPointer, _ bytes: Int) {
+    eachLine(p, bytes) { mistral_prefetch_read($0) }
+}
+
+/// prefetchLines for data read once (a decode step's weights): non-temporal, so that streaming them does not
 /// evict what the outer caches hold (the sessions' KV caches).
 @inlinable @inline(__always)
 public func prefetchLinesOnce(_ p: UnsafeRawPointer, _ bytes: Int) {
-    var o = 0
-    while o < bytes {
-        mistral_prefetch_read_once(p + o)
-        o &+= 64
-    }
+    eachLine(p, bytes) { mistral_prefetch_read_once($0) }
 }
