@@ -9,7 +9,7 @@ final class WorkerPoolTests: XCTestCase {
         for threads in [1, 2, 3, 4] {
             let pool = try WorkerPool(threadCount: threads)
             for count in [0, 1, 2, 7, 16, 33, 1000] {
-                for chunk in [1, 2, 5, 64, 5000, pool.chunk(of: count)] {
+                for chunk in [1, 2, 5, 64, 5000, MatMul.chunkGroups(count, groupBytes: 16 * 360, threads: threads)] {
                     let hits = UnsafeMutablePointer<Int>.allocate(capacity: max(1, count))
                     hits.initialize(repeating: 0, count: max(1, count))
                     defer { hits.deallocate() }

@@ -66,9 +66,10 @@ public enum MatMul {
     public static let minChunkBytes = 128 << 10
 
     /// Groups of 16 rows per claimed chunk of a product of several tokens: chunks of at least minChunkBytes, at
-    /// most 32 per thread, in a multiple of the thread count, all but the last of one size, so that threads
-    /// running at the same pace finish together (SmolLM2's 576-row matrices are 1.6-4.3 chunks of 128 KB: cut
-    /// by size alone, one thread got 23 groups of 36 and the other waited).
+    /// most 32 per thread (the threads then finish within a thirty-second of a share of each other: the last chunk
+    /// of a batched step's output projection is tens of microseconds), in a multiple of the thread count, all but
+    /// the last of one size, so that threads running at the same pace finish together (SmolLM2's 576-row matrices
+    /// are 1.6-4.3 chunks of 128 KB: cut by size alone, one thread got 23 groups of 36 and the other waited).
     public static func chunkGroups(_ groups: Int, groupBytes: Int, threads: Int) -> Int {
         let threads = max(1, threads)
         let bySize = groups * max(1, groupBytes) / minChunkBytes / threads * threads

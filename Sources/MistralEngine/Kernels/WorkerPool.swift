@@ -139,10 +139,6 @@ public final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// A `share` chunk for `count` units: about 32 chunks per thread, so the threads finish within a thirty-second
-    /// of a share of each other (the last chunk of a batched step's output projection is tens of microseconds).
-    public func chunk(of count: Int) -> Int { max(1, count / max(1, threadCount &* 32)) }
-
     /// Splits `0..<count` into one contiguous range per thread, in multiples of `granularity`.
     @inline(__always)
     public static func range(of count: Int, thread: Int, threads: Int, granularity: Int = 1) -> Range<Int> {
