@@ -657,11 +657,12 @@ extension LlamaWeights {
         // and values are read as whole rows by one thread, instead of each head's slice of them by whichever thread
         // claims it (the same arithmetic per head either way)
         let wholeRows = seqs.count >= 2 * pool.threadCount
+        @inline(__always) func oneTask(_ q: ForwardSequence) -> Bool { wholeRows && q.n == 1 }
         var tasks = 0
         for (i, q) in seqs.enumerated() {
             s.taskStart[i] = tasks
             let splits = decodeSplits(q, pool: pool)
-            tasks += splits > 1 ? c.nKVHead * splits : wholeRows && q.n == 1 ? 1 : (q.n + qt - 1) / qt * c.nKVHead
+            tasks += splits > 1 ? c.nKVHead * splits : oneTask(q) ? 1 : (q.n + qt - 1) / qt * c.nKVHead
         }
         s.taskStart[seqs.count] = tasks
         // tasks are claimed one at a time: their cost varies with each sequence's depth and query count
@@ -681,10 +682,10 @@ extension LlamaWeights {
                               scratch: scratch, scratchStride: s.attnScratchStride)
                     continue
                 }
-                let heads = wholeRows && q.n == 1 ? 0..<c.nKVHead : local % c.nKVHead..<local % c.nKVHead + 1
+                let heads = oneTask(q) ? 0..<c.nKVHead : local % c.nKVHead..<local % c.nKVHead + 1
+                let t0 = (local / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
+                let nq = (t1 - t0) * group
                 for kvh in heads {
-                    let t0 = (local / c.nKVHead) * qt, t1 = min(a.n, t0 + qt)
-                    let nq = (t1 - t0) * group
                     @inline(__always) func out(_ j: Int) -> UnsafeMutablePointer<Float> {
                         a.out + (t0 + j / group) * qDim + (kvh * group + j % group) * hd
                     }
