@@ -25,6 +25,8 @@ public final class WorkerPool: @unchecked Sendable {
     /// The next unclaimed unit of a `share` job.
     private let nextUnit = Atomic<Int>(0)
     private var job: ((Int) -> Void)?
+    /// Cache lines the threads prefetch while they wait for a job or for the job's other threads (IdlePrefetch).
+    public let idlePrefetch = IdlePrefetch(capacity: 256)
     private var threads: [pthread_t] = []
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
@@ -112,6 +114,7 @@ public final class WorkerPool: @unchecked Sendable {
             escapable(0)
             var spins = 0
             while pending.load(ordering: .acquiring) != 0 {
+                idlePrefetch.prefetchSome()
                 spins &+= 1
                 if spins & 1023 == 0 { sched_yield() }  // a worker may have been descheduled
             }
@@ -173,6 +176,7 @@ public final class WorkerPool: @unchecked Sendable {
             }
             var polls = 0
             while generation.load(ordering: .acquiring) == seen {
+                idlePrefetch.prefetchSome()
                 polls &+= 1
                 guard polls & 63 == 0 else { continue }
                 if resting.load(ordering: .relaxed) || WorkerPool.now() >= spinUntil { break }

@@ -529,6 +529,7 @@ extension LlamaWeights {
         }
         s.rowStarts[seqs.count] = n
         let segments = MatMulSegments(starts: s.rowStarts, count: seqs.count)
+        queueKVPrefetch(seqs, layer: 0, pool: pool)
 
         // Input embeddings.
         for q in seqs {
@@ -578,6 +579,7 @@ extension LlamaWeights {
                 cache.store(s.v + q.row * kvDim, into: cache.v, layer: l, pos: q.startPos, n: q.n)
             }
             attention(seqs, layer: l, scratch: s, pool: pool)
+            queueKVPrefetch(seqs, layer: l + 1, pool: pool)  // past the last layer: clears the queue
             MatMul.multiply(layer.wo, x: s.attn, n: n, y: s.xb, yStride: d, acts: s.acts, pool: pool, segments: segments)
             Ops.add(s.x, s.xb, n * d)
 
@@ -591,6 +593,24 @@ extension LlamaWeights {
             Ops.add(s.x, s.xb, n * d)
         }
         outputLogits(seqs, scratch: s, pool: pool)
+    }
+
+    /// Queues every sequence's cached keys and values of `layer` (the positions before this step's) for the pool's
+    /// waiting threads to prefetch while the layer before it runs (IdlePrefetch); past the last layer, empties the
+    /// queue. Measured on SmolLM2, 8 streams, 2 threads: attention 1.15-1.5 -> 0.7-0.8 ms per step.
+    private func queueKVPrefetch(_ seqs: [ForwardSequence], layer: Int, pool: WorkerPool) {
+        guard pool.threadCount > 1 else { return }
+        let queue = pool.idlePrefetch
+        queue.begin()
+        if layer < layers.count {
+            for q in seqs {
+                let cache = q.state.cache
+                let bytes = q.startPos * cache.rowBytes, at = cache.offset(layer: layer, pos: 0)
+                queue.add(cache.k + at, bytes: bytes)
+                queue.add(cache.v + at, bytes: bytes)
+            }
+        }
+        queue.commit()
     }
 
     /// Final norm and output projection: every row of the `.all` sequences into the caller's buffer, and the last
