@@ -8,9 +8,10 @@ import CCPUFeatures
 import Synchronization
 
 public final class IdlePrefetch: @unchecked Sendable {
-    // Safety of @unchecked Sendable: every field another thread reads is an atomic. The list is written by the one
-    // thread that runs the pool's jobs (begin / add / commit), while readers may be claiming lines of the previous
-    // list: they see either list's entries, or a mix that names some other valid-looking address; both are hints.
+    // Safety of @unchecked Sendable: every field another thread reads is an atomic. The list is written only by the
+    // thread that runs the pool's jobs (begin / add / commit; the pool's own contract keeps that to one thread at a
+    // time), while readers may still be claiming lines of the previous list: they see either list's entries, or a
+    // mix of both that names some other address; a prefetch of any address is only a hint.
 
     /// Most runs (contiguous byte ranges) one list holds; runs past it are dropped.
     public let capacity: Int
@@ -75,7 +76,8 @@ public final class IdlePrefetch: @unchecked Sendable {
     @inline(__always)
     public func claim(_ lines: Int, _ body: (UnsafeRawPointer) -> Void) -> Bool {
         let t = total.load(ordering: .acquiring)
-        guard t > 0 else { return false }
+        // a drained list is only read: the threads polling it then share its cache line instead of bouncing it
+        guard t > 0, next.load(ordering: .relaxed) < t else { return false }
         let i = next.wrappingAdd(lines, ordering: .relaxed).oldValue
         guard i < t else { return false }
         let runs = min(capacity, runCount.load(ordering: .relaxed))
