@@ -15,6 +15,10 @@ generated --tokens tokens (greedy, EOS ignored); aggregate tok/s = streams x tok
 (1, 2, 4, 8, 1, 2, ... and new, old, new, old) --reps times; the table shows the best of each. "threads": the
 model's pool (--threads) and each session's n_threads; "default": Model() and Session() with no thread settings.
 Also printed: the steps the new library's scheduler ran and the most sessions one step held (batch_stats).
+With --llamacpp, llama.cpp's llama-batched-bench ($LLAMA_CPP_BUILD/bin, bench/llamacpp-env.sh) runs after each of
+this library's rounds on the same file (A, B, A, B): the same streams as parallel sequences of one batch, an
+8-token prompt each (-npp 8), --tokens generated (-ntg), --threads; its text-generation tok/s (S_TG, best of the
+reps) beside ours, and the ratio.
 """
 import argparse
 import json
@@ -76,6 +80,25 @@ def measure(a, lib, bindings, model, streams, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def llamacpp_round(a, binary, model, streams):
+    """llama-batched-bench's S_TG tok/s per parallel-sequence count, one run for all counts."""
+    ctx = (8 + a.tokens) * max(streams) + 64
+    cmd = [binary, "-m", model, "-c", str(ctx), "-b", "512", "-ub", "512", "-npp", "8", "-ntg", str(a.tokens),
+           "-npl", ",".join(str(n) for n in streams), "-t", str(a.threads)]
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.path.dirname(binary) + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"llama-batched-bench failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    tg = {}
+    for line in out.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        # | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
+        if len(cells) >= 8 and cells[2].isdigit():
+            tg[int(cells[2])] = float(cells[7])
+    return tg
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--worker", action="store_true")
@@ -91,6 +114,8 @@ def main():
     p.add_argument("--no-default", action="store_true", help="skip the comparison with the older library")
     p.add_argument("--old-streams", type=int, default=4, help="streams of the comparison with the older library")
     p.add_argument("--old-threads", type=int, default=0, help="threads of that comparison (0: default settings)")
+    p.add_argument("--llamacpp", nargs="?", const="", default=None, metavar="LLAMA_BATCHED_BENCH",
+                   help="also run llama.cpp's llama-batched-bench (default: $LLAMA_CPP_BUILD/bin/llama-batched-bench)")
     a = p.parse_args()
     if a.worker:
         a.streams = int(a.streams)
@@ -102,12 +127,21 @@ def main():
         if not os.path.exists(model):
             print(f"{model}: missing, skipped")
             continue
-        best = {}
+        best, peer = {}, {}
+        binary = None
+        if a.llamacpp is not None:
+            binary = a.llamacpp or os.path.join(os.environ.get("LLAMA_CPP_BUILD", "/opt/llama.cpp-build"), "bin",
+                                                "llama-batched-bench")
+            if not os.access(binary, os.X_OK):
+                raise SystemExit(f"{binary}: missing (source bench/llamacpp-env.sh; build_llamacpp)")
         for _ in range(a.reps):
             for n in streams:
                 r = measure(a, a.lib, a.bindings, model, n, a.threads)
                 if r["tps"] > best.get(n, {"tps": 0})["tps"]:
                     best[n] = r
+            if binary:
+                for n, tps in llamacpp_round(a, binary, model, streams).items():
+                    peer[n] = max(peer.get(n, 0.0), tps)
         print(f"\n{os.path.basename(model)}, {a.threads} threads, {a.tokens} tokens per stream, best of {a.reps}")
         print("| streams | aggregate tok/s | x one stream | steps | most sessions in a step | ms per step (in steps / wall) |")
         print("|---|---|---|---|---|---|")
@@ -115,6 +149,13 @@ def main():
             r = best[n]
             print(f"| {n} | {r['tps']:.1f} | {r['tps'] / best[streams[0]]['tps']:.2f} | {r.get('steps', '')} | "
                   f"{r.get('max_sessions', '')} | {r.get('step_ms', 0):.2f} / {r.get('wall_step_ms', 0):.2f} |")
+        if binary:
+            print(f"\nagainst llama.cpp's llama-batched-bench on the same file ({a.threads} threads, 8-token prompts, "
+                  f"{a.tokens} tokens per sequence, best of {a.reps}, interleaved)")
+            print("| streams | this library tok/s | llama.cpp S_TG tok/s | ratio |\n|---|---|---|---|")
+            for n in streams:
+                if n in peer:
+                    print(f"| {n} | {best[n]['tps']:.1f} | {peer[n]:.1f} | {best[n]['tps'] / peer[n]:.2f} |")
         if a.no_default or not os.path.exists(a.old_lib):
             continue
         new, old = {"tps": 0}, {"tps": 0}

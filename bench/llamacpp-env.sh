@@ -8,7 +8,8 @@
 #
 # Layout (each overridable before sourcing):
 #   LLAMA_CPP_SRC_ROOT  /opt/llsrc                              the sdist and its extracted tree
-#   LLAMA_CPP_BUILD     /opt/llama.cpp-build                    cmake build; libs + llama-bench, llama-quantize in bin/
+#   LLAMA_CPP_BUILD     /opt/llama.cpp-build                    cmake build; libs + llama-bench, llama-batched-bench,
+#                                                               llama-quantize in bin/
 #   LLAMA_CPP_PY_VERSION 0.3.36
 # After sourcing: `python3 -c "import llama_cpp; print(llama_cpp.llama_cpp.llama_print_system_info())"`.
 
@@ -38,7 +39,7 @@ build_llamacpp() {
             -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
             -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
         cmake --build "$LLAMA_CPP_BUILD" --config Release -j"${LLAMA_CPP_JOBS:-2}" \
-            --target llama-bench llama-quantize llama
+            --target llama-bench llama-batched-bench llama-quantize llama
         ls "$LLAMA_CPP_BUILD"/bin/libllama.so "$LLAMA_CPP_BUILD"/bin/llama-bench "$LLAMA_CPP_BUILD"/bin/llama-quantize
     )
 }
@@ -52,5 +53,5 @@ if [ ! -e "$LLAMA_CPP_BUILD/bin/libllama.so" ] || [ ! -x "$LLAMA_CPP_BUILD/bin/l
     || [ ! -d "$LLAMA_CPP_SDIST/llama_cpp" ]; then
     echo "llamacpp-env.sh: llama.cpp is not built at $LLAMA_CPP_BUILD (or the sdist is missing at $LLAMA_CPP_SDIST)." >&2
     echo "  run: build_llamacpp   (pip download llama-cpp-python==$LLAMA_CPP_PY_VERSION sdist, cmake Release" >&2
-    echo "       GGML_NATIVE=ON BUILD_SHARED_LIBS=ON LLAMA_CURL=OFF, targets llama-bench llama-quantize llama)" >&2
+    echo "       GGML_NATIVE=ON BUILD_SHARED_LIBS=ON LLAMA_CURL=OFF, targets llama-bench llama-batched-bench llama-quantize llama)" >&2
 fi
